@@ -1,0 +1,125 @@
+"""
+### Verify storage integrity
+
+Every hour, prove that each recent backup is present and intact in every place
+it is stored (the local folder, Cloudflare R2 and Backblaze B2), and raise
+deduplicated alerts the moment one is not.
+
+1. `select_backups` validates the `backup_integrity` Variable, reads the COMPLETED
+   backups of the run's window from the catalog (`backup_catalog`) and splits
+   the checks into chunks per backend.
+2. `verify_chunk` is mapped over those chunks: existence and size, plus the
+   SHA-256 of the content in `full` mode (or the store's own SHA-256 in `quick`
+   mode when it has one). Problems become results, never task failures.
+3. `aggregate_results` returns the run's statistics.
+4. `raise_alerts` writes results, `metadata.last_integrity_check` and alert rows
+   in one transaction, then notifies through `backup_notify` (Apprise).
+5. `check_outcome` fails the run when any of its checks failed or could not run.
+
+Trigger with params to check in `full` mode, over another lookback, or exactly
+the listed `backup_ids`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from include.backup_integrity.records import CheckResult, Chunk, Statistics
+
+
+def report_verifier_crash(context) -> None:
+    """Tell someone the verifier itself broke; integrity failures are reported by raise_alerts."""
+    from include.backup_integrity.pipeline import report_crash
+
+    report_crash(context)
+
+
+@dag(
+    dag_id="verify_storage_integrity",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["backups", "integrity"],
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    on_failure_callback=report_verifier_crash,
+    params={
+        "mode": Param(
+            "quick",
+            enum=["quick", "full"],
+            description="quick: existence, size and the store's own SHA-256 (no downloads); "
+            "full: also read every object and compare its SHA-256.",
+        ),
+        "lookback_days": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Days before the window end to verify; empty: the Variable's value.",
+        ),
+        "max_backups": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Check at most this many backups, newest first; empty: the Variable's value.",
+        ),
+        "backup_ids": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Check exactly these COMPLETED backups, whatever their age; empty: the window.",
+        ),
+    },
+)
+def verify_storage_integrity():
+    @task
+    def select_backups(params: dict, ti=None, data_interval_end=None, dag_run=None) -> list[Chunk]:
+        """Return the chunks to map over; the rest of the plan goes to the XCom key "plan"."""
+        from airflow.sdk import Variable
+
+        from include.backup_integrity.config import VARIABLE_KEY
+        from include.backup_integrity.pipeline import select_backups, window_end_of
+
+        raw = Variable.get(VARIABLE_KEY, default=None)
+        end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))
+        plan = select_backups(raw, params, end)
+        chunks = plan.pop("chunks")
+        ti.xcom_push(key="plan", value=plan)
+        return chunks
+
+    @task(map_index_template="{{ chunk_label }}", retries=1)
+    def verify_chunk(chunk: Chunk, plan: dict) -> list[CheckResult]:
+        from include.backup_integrity.pipeline import verify
+
+        get_current_context()["chunk_label"] = chunk["label"]
+        return verify(chunk, plan["settings"])
+
+    @task
+    def aggregate_results(chunk_results: list, plan: dict, run_id=None) -> Statistics:
+        from include.backup_integrity.pipeline import aggregate
+
+        return aggregate(chunk_results, plan, run_id)
+
+    @task
+    def raise_alerts(chunk_results: list, plan: dict, statistics: dict, run_id=None, dag=None) -> dict:
+        from include.backup_integrity.pipeline import record_and_alert
+
+        return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id)
+
+    @task(retries=0)
+    def check_outcome(statistics: dict) -> None:
+        from include.backup_integrity.pipeline import check_outcome
+
+        check_outcome(statistics)
+
+    chunks = select_backups()
+    plan = chunks["plan"]
+    chunk_results = verify_chunk.partial(plan=plan).expand(chunk=chunks)
+    statistics = aggregate_results(chunk_results, plan)
+    alerts = raise_alerts(chunk_results, plan, statistics)
+    alerts >> check_outcome(statistics)
+
+
+verify_storage_integrity()

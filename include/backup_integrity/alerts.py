@@ -1,0 +1,573 @@
+"""Alert lifecycle: open, deduplicate, resolve, summarise; and the notices each change owes.
+
+:func:`plan_alert_changes` is pure: it takes the alerts that are open now and
+the run's results and decides what changes. :func:`apply_alert_changes` writes
+that plan inside the caller's transaction (under an advisory lock, so that
+concurrent runs are serialised) and queues notices in the outbox; notices are
+delivered only after commit by :mod:`include.backup_integrity.notify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from include.backup_integrity.catalog import table
+from include.backup_integrity.db import sql
+from include.backup_integrity.records import (
+    BACKEND_ERROR,
+    CHECKSUM_MISMATCH,
+    EVIDENCE_CONTENT,
+    EVIDENCE_SERVER_SHA256,
+    INVALID_RECORD,
+    MISSING,
+    PASSED,
+    SIZE_MISMATCH,
+    CheckResult,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+ALERT_TYPE = "INTEGRITY_FAILURE"
+OPEN_STATUSES = ("ACTIVE", "ACKNOWLEDGED")
+SUMMARY = "summary"
+
+SEVERITY_BY_KIND = {
+    MISSING: "CRITICAL",
+    SIZE_MISMATCH: "CRITICAL",
+    CHECKSUM_MISMATCH: "CRITICAL",
+    BACKEND_ERROR: "ERROR",
+    INVALID_RECORD: "ERROR",
+}
+SEVERITY_RANK = {"INFO": 0, "WARNING": 1, "ERROR": 2, "CRITICAL": 3}
+
+KIND_LABEL = {
+    MISSING: "missing",
+    SIZE_MISMATCH: "size mismatch",
+    CHECKSUM_MISMATCH: "checksum mismatch",
+    BACKEND_ERROR: "backend error",
+    INVALID_RECORD: "invalid catalog record",
+}
+
+#: Affected backups listed in a grouped backend_error alert (the count is always exact).
+MAX_LISTED = 50
+
+AlertKey = tuple[str | None, str | None, str]
+
+
+@dataclass
+class OpenAlert:
+    id: int
+    backup_id: str | None
+    severity: str
+    status: str
+    details: dict[str, Any]
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.backup_id, self.details.get("backend"), self.details.get("kind", ""))
+
+    @property
+    def last_seen(self) -> datetime | None:
+        return parse_time(self.details.get("last_seen"))
+
+
+@dataclass
+class NewAlert:
+    key: AlertKey
+    severity: str
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass
+class Observed:
+    alert_id: int
+    checked_at: str
+    severity: str
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass
+class Resolution:
+    alert_id: int
+    resolved_at: str
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass
+class SummaryChange:
+    """What the run does to the summary alert; alert ids are filled in when applied."""
+
+    existing_id: int | None
+    checked_at: str
+    failure_keys: list[AlertKey]
+    fingerprint: str
+    changed: bool
+    severity: str
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass
+class AlertPlan:
+    new: list[NewAlert] = field(default_factory=list)
+    observed: list[Observed] = field(default_factory=list)
+    resolved: list[Resolution] = field(default_factory=list)
+    summary: SummaryChange | None = None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def highest_severity(severities: Iterable[str]) -> str:
+    return max(severities, key=lambda s: SEVERITY_RANK.get(s, 0), default="ERROR")
+
+
+def covers(alert_kind: str, result: CheckResult) -> bool:
+    """Whether a check proves the property an alert of ``alert_kind`` said was broken."""
+    kind = result["kind"]
+    if alert_kind == MISSING:
+        return kind in (PASSED, SIZE_MISMATCH, CHECKSUM_MISMATCH)
+    if alert_kind == SIZE_MISMATCH:
+        return kind in (PASSED, CHECKSUM_MISMATCH)
+    if alert_kind == CHECKSUM_MISMATCH:
+        # Only a content verification clears a content failure, never a size check.
+        return kind == PASSED and result["evidence"] in (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256)
+    if alert_kind == INVALID_RECORD:
+        return kind not in (INVALID_RECORD, BACKEND_ERROR)
+    return False
+
+
+def store_answered(result: CheckResult) -> bool:
+    """The store was asked and answered (a catalog-only decision does not count)."""
+    if result["kind"] in (PASSED, SIZE_MISMATCH, CHECKSUM_MISMATCH):
+        return True
+    return result["kind"] == MISSING and bool(result["path"])
+
+
+def failure_key(result: CheckResult) -> AlertKey:
+    if result["kind"] == BACKEND_ERROR:
+        return (None, result["backend"], BACKEND_ERROR)
+    return (result["backup_id"], result["backend"], result["kind"])
+
+
+def single_alert_content(result: CheckResult, run_id: str) -> tuple[str, dict[str, Any]]:
+    where = result["backend"] or "no backend"
+    message = f"Backup {result['backup_id']}: {KIND_LABEL[result['kind']]} on {where}. {result['message']}"
+    details = {
+        "kind": result["kind"],
+        "backend": result["backend"],
+        "backup_id": result["backup_id"],
+        "path": result["path"],
+        "expected": result["expected"],
+        "actual": result["actual"],
+        "run_id": run_id,
+        "mode": result["mode"],
+        "evidence": result["evidence"],
+        "reason": result["message"],
+    }
+    return message, details
+
+
+def backend_error_content(
+    backend: str, results: list[CheckResult], run_id: str
+) -> tuple[str, dict[str, Any]]:
+    errors = Counter(r["message"] for r in results)
+    first_error = errors.most_common(1)[0][0]
+    message = (
+        f"{backend} could not be checked for {len(results)} backup(s); nothing was concluded "
+        f"about them. {first_error}"
+    )
+    details = {
+        "kind": BACKEND_ERROR,
+        "backend": backend,
+        "backup_id": None,
+        "path": None,
+        "expected": None,
+        "actual": {"affected_checks": len(results), "errors": dict(errors.most_common(5))},
+        "run_id": run_id,
+        "mode": results[0]["mode"],
+        "affected_backup_ids": sorted({r["backup_id"] for r in results})[:MAX_LISTED],
+        "affected_count": len({r["backup_id"] for r in results}),
+        "reason": first_error,
+    }
+    return message, details
+
+
+def summary_content(failures: list[CheckResult], run_id: str) -> tuple[str, str, dict[str, Any]]:
+    counts = Counter(r["kind"] for r in failures)
+    backups = {r["backup_id"] for r in failures}
+    parts = ", ".join(f"{counts[k]} {KIND_LABEL[k]}" for k in SEVERITY_BY_KIND if counts[k])
+    message = f"Integrity check found {len(failures)} failures in {len(backups)} backup(s): {parts}."
+    severity = highest_severity(SEVERITY_BY_KIND[r["kind"]] for r in failures)
+    details = {
+        "kind": SUMMARY,
+        "backend": None,
+        "backup_id": None,
+        "path": None,
+        "expected": None,
+        "actual": None,
+        "run_id": run_id,
+        "counts": dict(counts),
+        "failed_checks": len(failures),
+        "failed_backups": len(backups),
+    }
+    return severity, message, details
+
+
+def fingerprint_of(failures: Iterable[CheckResult]) -> str:
+    keys = sorted({(r["backup_id"], r["backend"] or "", r["kind"]) for r in failures})
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
+
+
+def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult], run_id: str) -> AlertPlan:
+    """Decide every change to the alerts that this run's results call for."""
+    plan = AlertPlan()
+    open_by_key: dict[AlertKey, OpenAlert] = {}
+    open_summaries: list[OpenAlert] = []
+    for alert in sorted(open_alerts, key=lambda a: a.id):
+        if alert.details.get("kind") == SUMMARY:
+            open_summaries.append(alert)
+        else:
+            open_by_key.setdefault(alert.key, alert)
+
+    failures = [r for r in results if r["kind"] != PASSED]
+    grouped: dict[AlertKey, list[CheckResult]] = defaultdict(list)
+    for result in failures:
+        grouped[failure_key(result)].append(result)
+
+    for key, group in grouped.items():
+        checked_at = max(r["checked_at"] for r in group)
+        kind = key[2]
+        if kind == BACKEND_ERROR:
+            message, details = backend_error_content(key[1] or "", group, run_id)
+        else:
+            message, details = single_alert_content(group[0], run_id)
+        severity = SEVERITY_BY_KIND[kind]
+        existing = open_by_key.get(key)
+        if existing is None:
+            details.update(first_seen=checked_at, last_seen=checked_at, occurrences=1)
+            plan.new.append(NewAlert(key, severity, message, details))
+        else:
+            plan.observed.append(Observed(existing.id, checked_at, severity, message, details))
+
+    latest_check: dict[tuple[str, str | None], CheckResult] = {}
+    answered_by_backend: dict[str, str] = {}
+    for result in results:
+        pair = (result["backup_id"], result["backend"])
+        if pair not in latest_check or result["checked_at"] > latest_check[pair]["checked_at"]:
+            latest_check[pair] = result
+        if result["backend"] and store_answered(result):
+            previous = answered_by_backend.get(result["backend"], "")
+            answered_by_backend[result["backend"]] = max(previous, result["checked_at"])
+
+    for key, alert in open_by_key.items():
+        if key in grouped:
+            continue
+        backup_id, backend, kind = key
+        last_seen = alert.last_seen
+        if kind == BACKEND_ERROR:
+            answered_at = answered_by_backend.get(backend or "")
+            if answered_at and _later(answered_at, last_seen):
+                plan.resolved.append(
+                    Resolution(
+                        alert.id,
+                        answered_at,
+                        f"{backend} answered every check again (run {run_id}).",
+                        {"resolution": "verified", "resolved_by_run_id": run_id},
+                    )
+                )
+            continue
+        result = latest_check.get((backup_id or "", backend))
+        if result is not None and covers(kind, result) and _later(result["checked_at"], last_seen):
+            plan.resolved.append(
+                Resolution(
+                    alert.id,
+                    result["checked_at"],
+                    f"Backup {backup_id} on {backend}: {result['message']} (run {run_id}).",
+                    {
+                        "resolution": "verified",
+                        "resolved_by_run_id": run_id,
+                        "resolved_by": {
+                            "kind": result["kind"],
+                            "evidence": result["evidence"],
+                            "mode": result["mode"],
+                        },
+                    },
+                )
+            )
+
+    if len(failures) > 1:
+        severity, message, details = summary_content(failures, run_id)
+        fingerprint = fingerprint_of(failures)
+        details["fingerprint"] = fingerprint
+        existing_summary = open_summaries[0] if open_summaries else None
+        plan.summary = SummaryChange(
+            existing_id=existing_summary.id if existing_summary else None,
+            checked_at=max(r["checked_at"] for r in failures),
+            failure_keys=list(grouped),
+            fingerprint=fingerprint,
+            changed=existing_summary is None or existing_summary.details.get("fingerprint") != fingerprint,
+            severity=severity,
+            message=message,
+            details=details,
+        )
+    return plan
+
+
+def _later(checked_at: str, last_seen: datetime | None) -> bool:
+    when = parse_time(checked_at)
+    return when is not None and (last_seen is None or when > last_seen)
+
+
+# --------------------------------------------------------------------------- database
+
+
+def load_open_alerts(cur: Any, alerts_table: str) -> list[OpenAlert]:
+    cur.execute(
+        sql.SQL(
+            "SELECT id, backup_id::text, severity, status, details FROM {t} "
+            "WHERE alert_type = %s AND status = ANY(%s) AND details ? 'kind' ORDER BY id"
+        ).format(t=table(alerts_table)),
+        [ALERT_TYPE, list(OPEN_STATUSES)],
+    )
+    return [OpenAlert(row[0], row[1], row[2], row[3], row[4] or {}) for row in cur.fetchall()]
+
+
+def _insert_alert(
+    cur: Any, alerts_table: str, backup_id: str | None, severity: str, message: str, details: dict
+) -> int:
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {t} (backup_id, alert_type, severity, message, details, "
+            "notification_channels, status, acknowledged_at, acknowledged_by, resolved_at, created_at) "
+            "VALUES (%s::uuid, %s, %s, %s, %s::jsonb, '[]'::jsonb, 'ACTIVE', NULL, NULL, NULL, now()) "
+            "RETURNING id"
+        ).format(t=table(alerts_table)),
+        [backup_id, ALERT_TYPE, severity, message, json.dumps(details)],
+    )
+    return cur.fetchone()[0]
+
+
+def _add_occurrence(cur: Any, alert_id: int, run_id: str, checked_at: str) -> int:
+    cur.execute(
+        "INSERT INTO backup_integrity_alert_occurrence (alert_id, run_id, checked_at) "
+        "VALUES (%s, %s, %s) ON CONFLICT (alert_id, run_id) DO UPDATE "
+        "SET checked_at = GREATEST(backup_integrity_alert_occurrence.checked_at, EXCLUDED.checked_at)",
+        [alert_id, run_id, checked_at],
+    )
+    cur.execute("SELECT count(*) FROM backup_integrity_alert_occurrence WHERE alert_id = %s", [alert_id])
+    return cur.fetchone()[0]
+
+
+def _observe(
+    cur: Any,
+    alerts_table: str,
+    alert_id: int,
+    run_id: str,
+    checked_at: str,
+    severity: str,
+    message: str,
+    details: dict[str, Any],
+) -> None:
+    occurrences = _add_occurrence(cur, alert_id, run_id, checked_at)
+    cur.execute(
+        sql.SQL("SELECT details FROM {t} WHERE id = %s FOR UPDATE").format(t=table(alerts_table)),
+        [alert_id],
+    )
+    current = cur.fetchone()[0] or {}
+    merged = dict(current)
+    merged["occurrences"] = occurrences
+    newer = _later(checked_at, parse_time(current.get("last_seen")))
+    if newer:
+        # The latest observation describes the failure; first_seen never moves.
+        merged.update({k: v for k, v in details.items() if k not in ("first_seen", "occurrences")})
+        merged["last_seen"] = checked_at
+    cur.execute(
+        sql.SQL(
+            "UPDATE {t} SET details = %s::jsonb, message = CASE WHEN %s THEN %s ELSE message END, "
+            "severity = CASE WHEN %s THEN %s ELSE severity END WHERE id = %s"
+        ).format(t=table(alerts_table)),
+        [json.dumps(merged), newer, message, newer, severity, alert_id],
+    )
+
+
+def _queue_notice(
+    cur: Any, alert_id: int, event: str, run_id: str, title: str, body: str, notify_type: str
+) -> None:
+    cur.execute(
+        "INSERT INTO backup_integrity_notification (alert_id, event, run_id, title, body, notify_type) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (alert_id, event) DO NOTHING",
+        [alert_id, event, run_id, title, body, notify_type],
+    )
+
+
+def notice_body(message: str, details: dict[str, Any]) -> str:
+    lines = [message, ""]
+    for key in (
+        "kind",
+        "backend",
+        "backup_id",
+        "path",
+        "expected",
+        "actual",
+        "run_id",
+        "first_seen",
+        "last_seen",
+        "occurrences",
+    ):
+        if details.get(key) is not None:
+            lines.append(
+                f"{key}: {json.dumps(details[key]) if isinstance(details[key], dict) else details[key]}"
+            )
+    return "\n".join(lines)
+
+
+def apply_alert_changes(
+    cur: Any, alerts_table: str, results: list[CheckResult], run_id: str
+) -> dict[str, int]:
+    """Write the run's alert changes and queue their notices; the caller owns the transaction."""
+    open_alerts = load_open_alerts(cur, alerts_table)
+    plan = plan_alert_changes(open_alerts, results, run_id)
+    alert_ids: dict[AlertKey, int] = {a.key: a.id for a in open_alerts if a.details.get("kind") != SUMMARY}
+
+    for alert in plan.new:
+        alert_id = _insert_alert(
+            cur, alerts_table, alert.key[0], alert.severity, alert.message, alert.details
+        )
+        _add_occurrence(cur, alert_id, run_id, alert.details["last_seen"])
+        alert_ids[alert.key] = alert_id
+        title = f"[{alert.severity}] Backup integrity: {KIND_LABEL[alert.key[2]]}"
+        if alert.key[1]:
+            title += f" on {alert.key[1]}"
+        _queue_notice(
+            cur, alert_id, "opened", run_id, title, notice_body(alert.message, alert.details), "failure"
+        )
+
+    for seen in plan.observed:
+        _observe(
+            cur,
+            alerts_table,
+            seen.alert_id,
+            run_id,
+            seen.checked_at,
+            seen.severity,
+            seen.message,
+            seen.details,
+        )
+
+    for resolution in plan.resolved:
+        cur.execute(
+            sql.SQL(
+                "UPDATE {t} SET status = 'RESOLVED', resolved_at = %s, "
+                "details = details || %s::jsonb WHERE id = %s AND status = ANY(%s) "
+                "RETURNING message, details"
+            ).format(t=table(alerts_table)),
+            [
+                resolution.resolved_at,
+                json.dumps(resolution.details),
+                resolution.alert_id,
+                list(OPEN_STATUSES),
+            ],
+        )
+        row = cur.fetchone()
+        if row:
+            _queue_notice(
+                cur,
+                resolution.alert_id,
+                "resolved",
+                run_id,
+                f"[RESOLVED] Backup integrity: {KIND_LABEL.get(row[1].get('kind'), row[1].get('kind'))}"
+                + (f" on {row[1].get('backend')}" if row[1].get("backend") else ""),
+                f"Resolved: {resolution.message}\n\nWas: {row[0]}",
+                "success",
+            )
+
+    summary_id = _apply_summary(cur, alerts_table, plan.summary, alert_ids, run_id)
+    _resolve_finished_summaries(cur, alerts_table, keep_open=summary_id)
+    return {"opened": len(plan.new), "updated": len(plan.observed), "resolved": len(plan.resolved)}
+
+
+def _apply_summary(
+    cur: Any, alerts_table: str, change: SummaryChange | None, alert_ids: dict[AlertKey, int], run_id: str
+) -> int | None:
+    if change is None:
+        return None
+    counted = sorted({alert_ids[k] for k in change.failure_keys if k in alert_ids})
+    details = dict(change.details, alert_ids=counted)
+    checked_at = change.checked_at
+    if change.existing_id is None:
+        details.update(first_seen=checked_at, last_seen=checked_at, occurrences=1)
+        summary_id = _insert_alert(cur, alerts_table, None, change.severity, change.message, details)
+        _add_occurrence(cur, summary_id, run_id, checked_at)
+        _queue_notice(
+            cur,
+            summary_id,
+            "opened",
+            run_id,
+            f"[{change.severity}] Backup integrity: {details['failed_checks']} failures",
+            notice_body(change.message, details),
+            "failure",
+        )
+        return summary_id
+    _observe(
+        cur, alerts_table, change.existing_id, run_id, checked_at, change.severity, change.message, details
+    )
+    if change.changed:
+        _queue_notice(
+            cur,
+            change.existing_id,
+            f"changed:{change.fingerprint[:24]}",
+            run_id,
+            f"[{change.severity}] Backup integrity: failures changed, {details['failed_checks']} now",
+            notice_body(change.message, details),
+            "failure",
+        )
+    return change.existing_id
+
+
+def _resolve_finished_summaries(cur: Any, alerts_table: str, keep_open: int | None) -> None:
+    """Resolve every open summary none of whose counted alerts is still open (and extras)."""
+    t = table(alerts_table)
+    cur.execute(
+        sql.SQL(
+            "SELECT id, details FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
+            "AND details ->> 'kind' = 'summary' ORDER BY id DESC"
+        ).format(t=t),
+        [ALERT_TYPE, list(OPEN_STATUSES)],
+    )
+    summaries = cur.fetchall()
+    newest = keep_open if keep_open is not None else (summaries[0][0] if summaries else None)
+    for summary_id, details in summaries:
+        counted = [int(i) for i in (details or {}).get("alert_ids", [])]
+        still_open = 0
+        if counted:
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM {t} WHERE id = ANY(%s) AND status = ANY(%s)").format(t=t),
+                [counted, list(OPEN_STATUSES)],
+            )
+            still_open = cur.fetchone()[0]
+        if summary_id == newest and still_open:
+            continue
+        reason = "all counted alerts resolved" if not still_open else "superseded by a newer summary"
+        cur.execute(
+            sql.SQL(
+                "UPDATE {t} SET status = 'RESOLVED', resolved_at = now(), "
+                "details = details || %s::jsonb WHERE id = %s"
+            ).format(t=t),
+            [json.dumps({"resolution": reason}), summary_id],
+        )

@@ -1,0 +1,197 @@
+"""Reading backups from the catalog and writing the verifier's results back.
+
+Functions take an open DB-API connection (psycopg2) so that they can be used
+from a task, a script or a test alike; table names come from the validated
+settings and are always quoted as identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from include.backup_integrity.db import sql, transaction
+from include.backup_integrity.records import PASSED, BackupRecord, CheckResult
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from include.backup_integrity.config import Settings
+
+#: Serialises schema creation and alert bookkeeping across concurrent runs.
+ADVISORY_LOCK_KEY = 0x0B1C_1A7E
+
+
+def read_sql(name: str) -> str:
+    return resources.files("include.backup_integrity").joinpath("sql", name).read_text()
+
+
+def table(name: str) -> sql.Composable:
+    """A possibly schema-qualified table name, quoted."""
+    return sql.Identifier(*name.split("."))
+
+
+def ensure_schema(conn: Any) -> None:
+    """Create the verifier's own tables if they are not there yet (idempotent, race-safe)."""
+    with transaction(conn) as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+        cur.execute(read_sql("integrity_tables.sql"))
+
+
+_COLUMNS = sql.SQL(
+    "id::text, backup_type, filename, size_bytes, checksum, local_path, r2_path, b2_path, status, created_at"
+)
+
+
+def _record(row: tuple[Any, ...]) -> BackupRecord:
+    created_at = row[9]
+    return BackupRecord(
+        id=row[0],
+        backup_type=row[1],
+        filename=row[2],
+        size_bytes=row[3],
+        checksum=row[4],
+        local_path=row[5],
+        r2_path=row[6],
+        b2_path=row[7],
+        created_at=created_at.isoformat() if isinstance(created_at, datetime) else str(created_at),
+    )
+
+
+def window_for(end: datetime, lookback_days: int) -> tuple[datetime, datetime]:
+    return end - timedelta(days=lookback_days), end
+
+
+def select_window(
+    conn: Any, settings: Settings, start: datetime, end: datetime, limit: int | None
+) -> list[BackupRecord]:
+    """COMPLETED backups created in ``[start, end)``, newest first, at most ``limit``."""
+    query = sql.SQL(
+        "SELECT {cols} FROM {table} WHERE status = 'COMPLETED' "
+        "AND created_at >= %s AND created_at < %s ORDER BY created_at DESC, id LIMIT %s"
+    ).format(cols=_COLUMNS, table=table(settings.backups_table))
+    with conn.cursor() as cur:
+        cur.execute(query, [start, end, limit])
+        return [_record(row) for row in cur.fetchall()]
+
+
+def select_by_ids(
+    conn: Any, settings: Settings, backup_ids: Iterable[str]
+) -> tuple[list[BackupRecord], list[str]]:
+    """The named COMPLETED backups whatever their age, and the ids that were skipped."""
+    requested: dict[str, str] = {}
+    skipped: list[str] = []
+    for raw in backup_ids:
+        try:
+            requested[str(uuid.UUID(raw))] = raw
+        except (ValueError, AttributeError, TypeError):
+            skipped.append(raw)
+    if not requested:
+        return [], skipped
+    query = sql.SQL(
+        "SELECT {cols} FROM {table} WHERE id::text = ANY(%s) ORDER BY created_at DESC, id"
+    ).format(cols=_COLUMNS, table=table(settings.backups_table))
+    with conn.cursor() as cur:
+        cur.execute(query, [list(requested)])
+        rows = cur.fetchall()
+    found = {row[0]: row for row in rows}
+    for normalised, raw in requested.items():
+        row = found.get(normalised)
+        if row is None or row[8] != "COMPLETED":
+            skipped.append(raw)
+    records = [_record(row) for row in rows if row[8] == "COMPLETED"]
+    return records, skipped
+
+
+def backup_check_summaries(results: Iterable[CheckResult], run_id: str) -> dict[str, dict[str, Any]]:
+    """``metadata.last_integrity_check`` for every backup that has results."""
+    summaries: dict[str, dict[str, Any]] = {}
+    for result in results:
+        entry = summaries.setdefault(
+            result["backup_id"],
+            {
+                "timestamp": result["checked_at"],
+                "status": "passed",
+                "mode": result["mode"],
+                "errors": [],
+                "run_id": run_id,
+            },
+        )
+        entry["timestamp"] = max(entry["timestamp"], result["checked_at"])
+        if result["kind"] != PASSED:
+            entry["status"] = "failed"
+            entry["errors"].append(
+                {"backend": result["backend"], "kind": result["kind"], "message": result["message"]}
+            )
+    for entry in summaries.values():
+        entry["errors"].sort(key=lambda e: (e["backend"] or "", e["kind"]))
+    return summaries
+
+
+def update_metadata(cur: Any, settings: Settings, summaries: dict[str, dict[str, Any]]) -> int:
+    """Merge ``last_integrity_check`` into each backup's metadata, unless a later check is there.
+
+    One UPDATE per row merges into the JSON in place, so concurrent runs never
+    lose each other's keys; the timestamp guard keeps the latest check.
+    """
+    query = sql.SQL(
+        "UPDATE {table} SET metadata = COALESCE(metadata, '{{}}'::jsonb) "
+        "|| jsonb_build_object('last_integrity_check', %s::jsonb) "
+        "WHERE id = %s::uuid AND COALESCE(metadata -> 'last_integrity_check' ->> 'timestamp', '') <= %s"
+    ).format(table=table(settings.backups_table))
+    updated = 0
+    for backup_id, summary in summaries.items():
+        cur.execute(query, [json.dumps(summary), backup_id, summary["timestamp"]])
+        updated += cur.rowcount
+    return updated
+
+
+def record_results(cur: Any, run_id: str, results: Iterable[CheckResult]) -> None:
+    """Keep every check's outcome, once per (run, backup, backend)."""
+    query = (
+        "INSERT INTO backup_integrity_result (run_id, backup_id, backend, kind, mode, evidence, "
+        "path, message, expected, actual, checked_at) "
+        "VALUES (%s, %s::uuid, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s) "
+        "ON CONFLICT (run_id, backup_id, backend) DO UPDATE SET kind = EXCLUDED.kind, "
+        "mode = EXCLUDED.mode, evidence = EXCLUDED.evidence, path = EXCLUDED.path, "
+        "message = EXCLUDED.message, expected = EXCLUDED.expected, actual = EXCLUDED.actual, "
+        "checked_at = EXCLUDED.checked_at"
+    )
+    rows = [
+        (
+            run_id,
+            r["backup_id"],
+            r["backend"] or "",
+            r["kind"],
+            r["mode"],
+            r["evidence"],
+            r["path"],
+            r["message"],
+            json.dumps(r["expected"]),
+            json.dumps(r["actual"]) if r["actual"] is not None else None,
+            r["checked_at"],
+        )
+        for r in results
+    ]
+    if rows:
+        cur.executemany(query, rows)
+
+
+def record_run(cur: Any, run_id: str, dag_id: str, statistics: dict[str, Any]) -> None:
+    cur.execute(
+        "INSERT INTO backup_integrity_run (run_id, dag_id, mode, window_start, window_end, statistics) "
+        "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO UPDATE SET "
+        "mode = EXCLUDED.mode, window_start = EXCLUDED.window_start, "
+        "window_end = EXCLUDED.window_end, statistics = EXCLUDED.statistics, recorded_at = now()",
+        [
+            run_id,
+            dag_id,
+            statistics.get("mode", "quick"),
+            statistics.get("window_start"),
+            statistics.get("window_end"),
+            json.dumps(statistics),
+        ],
+    )

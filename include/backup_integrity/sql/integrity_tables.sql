@@ -1,0 +1,62 @@
+-- The verifier's own tables, created idempotently on its first run.
+
+-- One row per DAG run: what it covered and the statistics it returned.
+CREATE TABLE IF NOT EXISTS backup_integrity_run (
+    run_id text PRIMARY KEY,
+    dag_id text NOT NULL,
+    mode text NOT NULL,
+    window_start timestamptz NULL,
+    window_end timestamptz NULL,
+    statistics jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per (run, backup, backend) check: the history behind every alert.
+-- backend is '' for a record that could not be routed to any backend.
+CREATE TABLE IF NOT EXISTS backup_integrity_result (
+    run_id text NOT NULL,
+    backup_id uuid NOT NULL,
+    backend text NOT NULL,
+    kind text NOT NULL,
+    mode text NOT NULL,
+    evidence text NULL,
+    path text NULL,
+    message text NOT NULL,
+    expected jsonb NULL,
+    actual jsonb NULL,
+    checked_at timestamptz NOT NULL,
+    PRIMARY KEY (run_id, backup_id, backend)
+);
+CREATE INDEX IF NOT EXISTS backup_integrity_result_backup_idx
+    ON backup_integrity_result (backup_id, backend, checked_at DESC);
+CREATE INDEX IF NOT EXISTS backup_integrity_result_checked_idx
+    ON backup_integrity_result (checked_at);
+
+-- The distinct runs that observed each alert: details.occurrences is their count.
+CREATE TABLE IF NOT EXISTS backup_integrity_alert_occurrence (
+    alert_id bigint NOT NULL,
+    run_id text NOT NULL,
+    checked_at timestamptz NOT NULL,
+    PRIMARY KEY (alert_id, run_id)
+);
+
+-- Notification outbox: written in the alert transaction, delivered after commit,
+-- retried by later runs until every configured target has accepted it.
+CREATE TABLE IF NOT EXISTS backup_integrity_notification (
+    id bigserial PRIMARY KEY,
+    alert_id bigint NOT NULL,
+    event text NOT NULL,
+    run_id text NOT NULL,
+    title text NOT NULL,
+    body text NOT NULL,
+    notify_type text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    delivered_to jsonb NOT NULL DEFAULT '[]',
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text NULL,
+    last_attempt_at timestamptz NULL,
+    sent_at timestamptz NULL,
+    UNIQUE (alert_id, event)
+);
+CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx
+    ON backup_integrity_notification (id) WHERE sent_at IS NULL;

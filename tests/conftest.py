@@ -1,0 +1,248 @@
+"""Fixtures: real services on loopback and a real Airflow to run the DAG with ``dag.test()``.
+
+Airflow reads its configuration at import, so the environment is set here at
+module level, before any test imports Airflow: a temporary AIRFLOW_HOME with a
+SQLite metadata database, this repository's ``dags/`` and ``plugins/``.
+Connections and the Variable are given per test as ``AIRFLOW_CONN_*`` /
+``AIRFLOW_VAR_*`` environment variables, as a deployment would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="bi-airflow-home-")
+_TEST_ENV = {
+    "AIRFLOW_HOME": _AIRFLOW_HOME,
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": "",
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+}
+os.environ.update(_TEST_ENV)
+for _name in [k for k in os.environ if k.startswith("AWS_")]:
+    # This machine's AWS_CA_BUNDLE and friends must not steer clients of the local S3 servers.
+    del os.environ[_name]
+
+from devtools.seed import Stores, create_buckets, create_catalog  # noqa: E402
+from devtools.services import (  # noqa: E402
+    MotoServer,
+    PostgresServer,
+    SmtpReceiver,
+    WebhookReceiver,
+)
+
+DAG_ID = "verify_storage_integrity"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: runs the DAG against real services")
+
+
+# ----------------------------------------------------------------------------- services
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def r2_server() -> Iterator[MotoServer]:
+    server = MotoServer("r2").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def b2_server() -> Iterator[MotoServer]:
+    server = MotoServer("b2").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpReceiver]:
+    receiver = SmtpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated Airflow metadata database (SQLite, in the temporary AIRFLOW_HOME)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
+        capture_output=True,
+    )
+    return _AIRFLOW_HOME
+
+
+# ----------------------------------------------------------------------------- per test
+
+
+def conn_env(conn: dict[str, Any]) -> str:
+    return json.dumps(conn)
+
+
+@pytest.fixture
+def stores(
+    postgres: PostgresServer,
+    r2_server: MotoServer,
+    b2_server: MotoServer,
+    tmp_path: Path,
+) -> Stores:
+    """A fresh catalog database, empty buckets on both S3 servers and an empty local root."""
+    dbname = f"catalog_{uuid.uuid4().hex[:10]}"
+    dsn = postgres.create_database(dbname)
+    r2_server.reset()
+    b2_server.reset()
+    local_root = tmp_path / "backups"
+    local_root.mkdir()
+    result = Stores(catalog_dsn=dsn, local_root=str(local_root), r2=r2_server.client(), b2=b2_server.client())
+    result.dbname = dbname  # type: ignore[attr-defined]
+    create_catalog(result)
+    create_buckets(result)
+    return result
+
+
+@pytest.fixture
+def airflow_env(
+    monkeypatch: pytest.MonkeyPatch,
+    stores: Stores,
+    postgres: PostgresServer,
+    r2_server: MotoServer,
+    b2_server: MotoServer,
+    webhook: WebhookReceiver,
+    smtp: SmtpReceiver,
+) -> dict[str, Any]:
+    """Connections and the Variable for this test's stores, as environment variables."""
+    webhook.clear()
+    webhook.status = 200
+    smtp.clear()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BACKUP_CATALOG",
+        conn_env(
+            {
+                "conn_type": "postgres",
+                "host": "127.0.0.1",
+                "port": postgres.port,
+                "login": postgres.user,
+                "schema": stores.dbname,
+            }
+        ),  # type: ignore[attr-defined]
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_R2", conn_env(r2_server.airflow_connection("backup_r2")))
+    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_B2", conn_env(b2_server.airflow_connection("backup_b2")))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BACKUP_NOTIFY",
+        conn_env(
+            {
+                "conn_type": "apprise",
+                "extra": {"config": [{"path": webhook.apprise_url}, {"path": smtp.apprise_url}]},
+            }
+        ),
+    )
+    variable = {"local_root": stores.local_root}
+    set_variable(monkeypatch, variable)
+    return variable
+
+
+def set_variable(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any] | str) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_BACKUP_INTEGRITY", value if isinstance(value, str) else json.dumps(value))
+
+
+# ----------------------------------------------------------------------------- running the DAG
+
+
+@pytest.fixture(scope="session")
+def dag(airflow_db: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    loaded = bag.get_dag(DAG_ID)
+    for task in loaded.tasks:
+        # A retry under dag.test() waits out retry_delay; tests that need retries set them.
+        task.retries = 0
+    return loaded
+
+
+def window_end_for(logical_date: datetime) -> datetime:
+    """The data interval end ``dag.test(logical_date=...)`` gives with the hourly timetable."""
+    return logical_date.replace(minute=0, second=0, microsecond=0)
+
+
+class DagRunOutcome:
+    def __init__(self, dag_run: Any) -> None:
+        self.dag_run = dag_run
+        self.state = str(dag_run.state)
+        self.run_id = dag_run.run_id
+        self.statistics = xcom(dag_run, "aggregate_results")
+
+    def __repr__(self) -> str:
+        return f"DagRunOutcome({self.run_id}, {self.state}, {self.statistics})"
+
+
+def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+                XComModel.key == "return_value",
+            )
+            .one_or_none()
+        )
+        if row is None:
+            return None
+        value = row.value
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@pytest.fixture
+def run_dag(dag: Any, airflow_env: dict[str, Any]) -> Any:
+    """Run the DAG once with ``dag.test()``; returns the run's state and statistics."""
+
+    def run(conf: dict[str, Any] | None = None, logical_date: datetime | None = None) -> DagRunOutcome:
+        logical_date = logical_date or datetime.now(UTC) + timedelta(hours=1)
+        dag_run = dag.test(logical_date=logical_date, run_conf=conf or {})
+        return DagRunOutcome(dag_run)
+
+    return run

@@ -6,7 +6,6 @@ and its catalog row says what a correct copy is (size and SHA-256).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -74,7 +73,7 @@ def put_object(stores: Stores, backend: str, key: str, content: bytes, *, sha256
     client, bucket = stores.s3(backend)
     kwargs: dict[str, Any] = {}
     if sha256:
-        kwargs["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(content).digest()).decode()
+        kwargs["ChecksumAlgorithm"] = "SHA256"
     client.put_object(Bucket=bucket, Key=key, Body=content, **kwargs)
 
 

@@ -292,7 +292,11 @@ def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult],
                     )
                 )
             continue
-        result = latest_check.get((backup_id or "", backend))
+        if backend is None:
+            # An unroutable record is fixed once the backup was checked on a backend again.
+            result = _first_routed_check(results, backup_id) if (backup_id, None) not in latest_check else None
+        else:
+            result = latest_check.get((backup_id or "", backend))
         if result is not None and covers(kind, result) and _later(result["checked_at"], last_seen):
             plan.resolved.append(
                 Resolution(
@@ -327,6 +331,11 @@ def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult],
             details=details,
         )
     return plan
+
+
+def _first_routed_check(results: list[CheckResult], backup_id: str | None) -> CheckResult | None:
+    routed = [r for r in results if r["backup_id"] == backup_id and r["backend"] is not None]
+    return max(routed, key=lambda r: r["checked_at"]) if routed else None
 
 
 def _later(checked_at: str, last_seen: datetime | None) -> bool:

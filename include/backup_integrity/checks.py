@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.backup_integrity.records import (
@@ -27,13 +27,14 @@ from include.backup_integrity.records import (
     CheckResult,
 )
 
-_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 PATH_COLUMNS = {"local": "local_path", "r2": "r2_path", "b2": "b2_path"}
 
-#: Catalog rows created before this or after a day past the run's window end are absurd.
+#: Catalog rows created before this year, or more than a day in the future, are absurd.
 EARLIEST_PLAUSIBLE_YEAR = 2000
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def path_for(record: BackupRecord, backend: str) -> str | None:
     return str(value)
 
 
-def record_problem(record: BackupRecord) -> str | None:
+def record_problem(record: BackupRecord, now: datetime | None = None) -> str | None:
     """Why a catalog row cannot be checked safely at all, or None when it can."""
     size = record.get("size_bytes")
     checksum = record.get("checksum")
@@ -77,16 +78,20 @@ def record_problem(record: BackupRecord) -> str | None:
         return f"size_bytes is negative ({size})"
     if checksum is None:
         return "checksum is NULL: no SHA-256 to verify the content against"
-    if not isinstance(checksum, str) or not _SHA256_HEX.match(checksum.strip()):
+    if not isinstance(checksum, str) or not _SHA256_HEX.fullmatch(checksum.strip()):
         return f"checksum {checksum!r} is not a SHA-256 (64 hexadecimal characters)"
     created_at = record.get("created_at")
     if created_at:
         try:
-            year = datetime.fromisoformat(str(created_at)).year
+            created = datetime.fromisoformat(str(created_at))
         except ValueError:
             return f"created_at {created_at!r} is not a date"
-        if year < EARLIEST_PLAUSIBLE_YEAR:
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        if created.year < EARLIEST_PLAUSIBLE_YEAR:
             return f"created_at {created_at} is implausibly old"
+        if created > (now or datetime.now(UTC)) + FUTURE_TOLERANCE:
+            return f"created_at {created_at} is in the future"
     return None
 
 
@@ -204,7 +209,7 @@ def classify(
             SIZE_MISMATCH,
             f"{backend} object {path!r} is {observation.size} bytes, catalog says {expected_size}",
         )
-    expected_sha = (record["checksum"] or "").lower()
+    expected_sha = (record["checksum"] or "").strip().lower()
     if observation.content_sha256 is not None:
         if observation.content_sha256.lower() != expected_sha:
             return result(

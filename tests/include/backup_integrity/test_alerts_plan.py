@@ -175,11 +175,6 @@ def test_an_invalid_record_on_a_backend_is_resolved_once_the_store_is_asked():
     assert [a.key for a in plan.new] == [("b-1", "local", MISSING)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an invalid_record alert without a backend (unknown backup_type) is looked up by "
-    "(backup_id, None), a pair no later result has once the type is configured: it never resolves",
-)
 def test_an_unknown_type_alert_is_resolved_once_the_backup_is_checked():
     existing = open_alert(8, "b-1", None, INVALID_RECORD)
     results = [check_result("b-1", b, PASSED, checked_at=LATER) for b in ("local", "r2", "b2")]

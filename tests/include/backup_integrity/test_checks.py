@@ -79,11 +79,6 @@ def test_row_problems_are_named(overrides, says):
     assert says in problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks.py:35 says rows created after the run's window end are absurd, "
-    "but record_problem only checks the lower bound (year < 2000)",
-)
 def test_a_created_at_far_in_the_future_is_absurd():
     assert record_problem(backup_record(created_at="9999-12-31T00:00:00+00:00")) is not None
 
@@ -238,11 +233,6 @@ def test_catalog_checksum_in_upper_case_matches_the_content():
     assert result["kind"] == PASSED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="record_problem accepts a checksum with surrounding whitespace (it strips it), "
-    "but classify compares it unstripped, so an intact backup is a checksum_mismatch",
-)
 @pytest.mark.parametrize("checksum", [CONTENT_SHA256 + "\n", f" {CONTENT_SHA256} "])
 def test_checksum_accepted_with_whitespace_matches_its_content(checksum):
     record = backup_record(checksum=checksum)

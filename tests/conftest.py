@@ -185,8 +185,13 @@ def set_variable(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any] | str) -
 # ----------------------------------------------------------------------------- running the DAG
 
 
-@pytest.fixture(scope="session")
-def dag(airflow_db: str) -> Any:
+def load_dag() -> Any:
+    """Parse the DAG file afresh, as every Airflow worker process does.
+
+    ``dag.test()`` runs tasks in this process and merges a run's conf into the
+    task objects' params, so reusing one parsed DAG would leak one run's params
+    into the next.
+    """
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
@@ -237,12 +242,22 @@ def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
 
 
 @pytest.fixture
-def run_dag(dag: Any, airflow_env: dict[str, Any]) -> Any:
+def run_dag(airflow_db: str, airflow_env: dict[str, Any]) -> Any:
     """Run the DAG once with ``dag.test()``; returns the run's state and statistics."""
 
-    def run(conf: dict[str, Any] | None = None, logical_date: datetime | None = None) -> DagRunOutcome:
+    def run(
+        conf: dict[str, Any] | None = None,
+        logical_date: datetime | None = None,
+        again: DagRunOutcome | None = None,
+    ) -> DagRunOutcome:
+        """Run the DAG; with ``again``, run that same run (same run_id) once more, as a clear does."""
+        kwargs: dict[str, Any] = {}
+        if again is not None:
+            logical_date = again.dag_run.logical_date
+            kwargs["run_after"] = again.dag_run.run_after
+            conf = again.dag_run.conf
         logical_date = logical_date or datetime.now(UTC) + timedelta(hours=1)
-        dag_run = dag.test(logical_date=logical_date, run_conf=conf or {})
+        dag_run = load_dag().test(logical_date=logical_date, run_conf=conf or {}, **kwargs)
         return DagRunOutcome(dag_run)
 
     return run

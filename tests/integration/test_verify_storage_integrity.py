@@ -243,7 +243,7 @@ def test_a_second_run_updates_open_alerts_instead_of_repeating_them(stores, run_
         assert row["details"]["first_seen"] == first_by_id[row["id"]]["details"]["first_seen"]
 
     # Re-running the very same run (a clear) changes nothing and sends nothing.
-    again = run_dag(logical_date=first.dag_run.logical_date)
+    again = run_dag(again=first)
     assert again.run_id == first.run_id
     assert len(alerts(stores)) == len(rows)
     assert all(r["details"]["occurrences"] == 2 for r in alerts(stores))

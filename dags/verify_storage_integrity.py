@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
 from include.backup_integrity.records import CheckResult, Chunk, Statistics
 
@@ -96,23 +96,29 @@ def verify_storage_integrity():
         get_current_context()["chunk_label"] = chunk["label"]
         return verify(chunk, plan["settings"])
 
-    @task
+    # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def aggregate_results(chunk_results: list, plan: dict, run_id=None) -> Statistics:
         from include.backup_integrity.pipeline import aggregate
 
         return aggregate(chunk_results, plan, run_id)
 
-    @task
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def raise_alerts(chunk_results: list, plan: dict, statistics: dict, run_id=None, dag=None) -> dict:
         from include.backup_integrity.pipeline import record_and_alert
 
         return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id)
 
-    @task(retries=0)
+    @task(retries=0, trigger_rule=TriggerRule.NONE_FAILED)
     def check_outcome(statistics: dict) -> None:
-        from include.backup_integrity.pipeline import check_outcome
+        from airflow.sdk.exceptions import AirflowFailException
 
-        check_outcome(statistics)
+        from include.backup_integrity.pipeline import IntegrityFailure, check_outcome
+
+        try:
+            check_outcome(statistics)
+        except IntegrityFailure as failure:
+            raise AirflowFailException(str(failure)) from None
 
     chunks = select_backups()
     plan = chunks["plan"]

@@ -15,10 +15,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -50,6 +49,9 @@ from devtools.services import (  # noqa: E402
     SmtpReceiver,
     WebhookReceiver,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DAG_ID = "verify_storage_integrity"
 

@@ -294,7 +294,9 @@ def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult],
             continue
         if backend is None:
             # An unroutable record is fixed once the backup was checked on a backend again.
-            result = _first_routed_check(results, backup_id) if (backup_id, None) not in latest_check else None
+            result = (
+                _first_routed_check(results, backup_id) if (backup_id, None) not in latest_check else None
+            )
         else:
             result = latest_check.get((backup_id or "", backend))
         if result is not None and covers(kind, result) and _later(result["checked_at"], last_seen):

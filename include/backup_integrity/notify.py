@@ -106,7 +106,7 @@ def deliver_pending(conn: Any, alerts_table: str, targets: list[Target] | None) 
             row = cur.fetchone()
             if row is None:
                 return report
-            notice_id, alert_id, title, body, notify_type, delivered, attempts = row
+            notice_id, alert_id, title, body, notify_type, delivered, _attempts = row
             last_id = notice_id
             delivered = list(delivered or [])
             failed = []

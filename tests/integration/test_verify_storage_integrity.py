@@ -36,8 +36,13 @@ def test_healthy_backups_pass_everywhere_they_are_expected(stores, run_dag, webh
     assert stats["total_backups_checked"] == 4
     assert stats["verified_successfully"] == 4
     assert stats["integrity_failures"] == 0
-    for key in ("missing_files", "storage_mismatches", "checksum_mismatches", "backend_errors",
-                "invalid_records"):
+    for key in (
+        "missing_files",
+        "storage_mismatches",
+        "checksum_mismatches",
+        "backend_errors",
+        "invalid_records",
+    ):
         assert stats[key] == 0
     checked = results(stores, outcome.run_id)
     assert {b for (_, b) in checked if _ == wal.id} == {"r2", "b2"}, "WAL is expected on r2 and b2 only"
@@ -95,8 +100,18 @@ def test_each_failure_kind_becomes_one_alert_and_the_run_fails(stores, run_dag, 
     assert missing_alert["severity"] == "CRITICAL"
     assert missing_alert["status"] == "ACTIVE"
     details = missing_alert["details"]
-    for key in ("kind", "backend", "backup_id", "path", "expected", "actual", "run_id", "first_seen",
-                "last_seen", "occurrences"):
+    for key in (
+        "kind",
+        "backend",
+        "backup_id",
+        "path",
+        "expected",
+        "actual",
+        "run_id",
+        "first_seen",
+        "last_seen",
+        "occurrences",
+    ):
         assert key in details, key
     assert details["backup_id"] == missing_r2.id
     assert details["path"] == missing_r2.paths["r2"]
@@ -116,9 +131,7 @@ def test_each_failure_kind_becomes_one_alert_and_the_run_fails(stores, run_dag, 
 
     check = last_check(stores, missing_r2.id)
     assert check["status"] == "failed"
-    assert check["errors"] == [
-        {"backend": "r2", "kind": "missing", "message": check["errors"][0]["message"]}
-    ]
+    assert check["errors"] == [{"backend": "r2", "kind": "missing", "message": check["errors"][0]["message"]}]
     assert last_check(stores, healthy.id)["status"] == "passed"
 
     # One notice per alert row (the summary included), each delivered to the webhook and by email.
@@ -140,10 +153,14 @@ def test_quick_mode_never_downloads_but_full_mode_reads_every_byte(stores, run_d
 
     quick = run_dag()
     assert quick.state == "success", "same-size corruption is invisible without a hash"
-    assert {k: v for k, v in results(stores, quick.run_id).items()} == {
-        (silent.id, "local"): "passed", (silent.id, "r2"): "passed", (silent.id, "b2"): "passed"}
-    evidence = query(stores, "SELECT DISTINCT evidence FROM backup_integrity_result WHERE run_id = %s",
-                     [quick.run_id])
+    assert dict(results(stores, quick.run_id).items()) == {
+        (silent.id, "local"): "passed",
+        (silent.id, "r2"): "passed",
+        (silent.id, "b2"): "passed",
+    }
+    evidence = query(
+        stores, "SELECT DISTINCT evidence FROM backup_integrity_result WHERE run_id = %s", [quick.run_id]
+    )
     assert [r["evidence"] for r in evidence] == ["size"]
 
     full = run_dag({"mode": "full"})
@@ -169,8 +186,10 @@ def test_wal_archives_are_checked_on_r2_and_b2_only(stores, run_dag):
     assert outcome.state == "failed"
     found = results(stores, outcome.run_id)
     assert found == {
-        (wal_ok.id, "r2"): "passed", (wal_ok.id, "b2"): "passed",
-        (wal_missing_b2.id, "r2"): "passed", (wal_missing_b2.id, "b2"): "missing",
+        (wal_ok.id, "r2"): "passed",
+        (wal_ok.id, "b2"): "passed",
+        (wal_missing_b2.id, "r2"): "passed",
+        (wal_missing_b2.id, "b2"): "missing",
     }
     assert list(open_alerts_by_key(stores)) == [(wal_missing_b2.id, "b2", "missing")]
 
@@ -199,7 +218,11 @@ def test_the_window_and_the_cap_choose_which_backups_are_checked(stores, run_dag
 
     wider = run_dag({"lookback_days": 5}, logical_date=logical_date + timedelta(hours=2))
     assert {b for (b, _) in results(stores, wider.run_id)} == {
-        inside_new.id, inside_old.id, too_old.id, at_end.id}
+        inside_new.id,
+        inside_old.id,
+        too_old.id,
+        at_end.id,
+    }
 
 
 def test_backup_ids_param_checks_exactly_those_whatever_their_age(stores, run_dag):
@@ -259,7 +282,10 @@ def test_fixed_backups_resolve_their_alerts_with_a_notice(stores, run_dag, webho
     first = run_dag({"mode": "full"})
     assert first.state == "failed"
     assert set(open_alerts_by_key(stores)) == {
-        (gone.id, "r2", "missing"), (flipped.id, "local", "checksum_mismatch"), (None, None, "summary")}
+        (gone.id, "r2", "missing"),
+        (flipped.id, "local", "checksum_mismatch"),
+        (None, None, "summary"),
+    }
     webhook.clear()
 
     restore(stores, gone, "r2")
@@ -268,12 +294,14 @@ def test_fixed_backups_resolve_their_alerts_with_a_notice(stores, run_dag, webho
     assert quick.state == "success"
     still_open = open_alerts_by_key(stores)
     assert set(still_open) == {(flipped.id, "local", "checksum_mismatch"), (None, None, "summary")}, (
-        "a size check never resolves a checksum mismatch")
+        "a size check never resolves a checksum mismatch"
+    )
     resolved = [r for r in alerts(stores) if r["status"] == "RESOLVED"]
     assert [r["details"]["kind"] for r in resolved] == ["missing"]
     assert resolved[0]["resolved_at"] is not None
     assert [m["title"] for m in webhook.messages] == [
-        m["title"] for m in webhook.messages if m["title"].startswith("[RESOLVED]")]
+        m["title"] for m in webhook.messages if m["title"].startswith("[RESOLVED]")
+    ]
     assert len(webhook.messages) == 1
 
     full = run_dag({"mode": "full"})
@@ -282,9 +310,7 @@ def test_fixed_backups_resolve_their_alerts_with_a_notice(stores, run_dag, webho
     assert len(webhook.messages) == 2
 
 
-def test_a_backend_that_is_down_is_a_backend_error_never_missing(
-    stores, run_dag, monkeypatch, webhook
-):
+def test_a_backend_that_is_down_is_a_backend_error_never_missing(stores, run_dag, monkeypatch, webhook):
     backup = seed_backup(stores)
     other = seed_backup(stores)
     delete(stores, backup, "b2")
@@ -292,11 +318,21 @@ def test_a_backend_that_is_down_is_a_backend_error_never_missing(
     assert (backup.id, "b2", "missing") in open_alerts_by_key(stores)
 
     dead = free_port()
-    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_B2", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": f"http://127.0.0.1:{dead}", "region_name": "us-east-1",
-                  "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BACKUP_B2",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {
+                    "endpoint_url": f"http://127.0.0.1:{dead}",
+                    "region_name": "us-east-1",
+                    "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
+                },
+            }
+        ),
+    )
     webhook.clear()
     outage = run_dag()
 
@@ -319,8 +355,10 @@ def test_a_backend_that_is_down_is_a_backend_error_never_missing(
 
     second_outage = run_dag()
     assert len([r for r in alerts(stores) if r["details"]["kind"] == "backend_error"]) == 1
-    assert [r for r in alerts(stores) if r["details"]["kind"] == "backend_error"][0]["details"][
-        "occurrences"] == 2
+    assert (
+        next(r for r in alerts(stores) if r["details"]["kind"] == "backend_error")["details"]["occurrences"]
+        == 2
+    )
     assert second_outage.state == "failed"
 
 
@@ -373,12 +411,22 @@ def test_manually_inserted_rows_with_unsafe_paths_are_invalid_records(stores, ru
     for index, (name, path) in enumerate(rows.items()):
         backup_id = f"00000000-0000-4000-8000-00000000000{index}"
         ids[name] = backup_id
-        insert_row(stores, {
-            "id": backup_id, "backup_type": "CONFIGURATION", "filename": f"{name}.enc",
-            "size_bytes": 12, "checksum": "a" * 64, "local_path": path, "r2_path": None,
-            "b2_path": None, "status": "COMPLETED",
-            "created_at": datetime.now(UTC) - timedelta(hours=1), "metadata": "{}",
-        })
+        insert_row(
+            stores,
+            {
+                "id": backup_id,
+                "backup_type": "CONFIGURATION",
+                "filename": f"{name}.enc",
+                "size_bytes": 12,
+                "checksum": "a" * 64,
+                "local_path": path,
+                "r2_path": None,
+                "b2_path": None,
+                "status": "COMPLETED",
+                "created_at": datetime.now(UTC) - timedelta(hours=1),
+                "metadata": "{}",
+            },
+        )
 
     outcome = run_dag()
 
@@ -387,8 +435,33 @@ def test_manually_inserted_rows_with_unsafe_paths_are_invalid_records(stores, ru
         assert found[(backup_id, "local")] == "invalid_record", name
         assert found[(backup_id, "r2")] == "missing"
     assert found[(base.id, "r2")] == "passed"
-    reasons = {r["details"]["path"]: r["details"]["reason"] for r in alerts(stores)
-               if r["details"]["kind"] == "invalid_record"}
+    reasons = {
+        r["details"]["path"]: r["details"]["reason"]
+        for r in alerts(stores)
+        if r["details"]["kind"] == "invalid_record"
+    }
     assert "symlink" in reasons["linked/outside.txt"]
     assert ".." in reasons["../outside.txt"]
     assert "absolute" in reasons[str(secret)]
+
+
+def test_a_window_with_nothing_to_ask_a_store_still_reports(stores, run_dag, webhook):
+    odd = seed_backup(stores, backup_type="MYSTERY_DUMP", on=())
+
+    outcome = run_dag()
+
+    assert outcome.state == "failed"
+    assert outcome.statistics["invalid_records"] == 1
+    assert list(open_alerts_by_key(stores)) == [(odd.id, None, "invalid_record")]
+    assert last_check(stores, odd.id)["errors"][0]["kind"] == "invalid_record"
+    assert len(webhook.messages) == 1
+
+
+def test_an_empty_window_is_a_successful_run(stores, run_dag):
+    seed_backup(stores, created_at=datetime.now(UTC) - timedelta(days=60))
+
+    outcome = run_dag()
+
+    assert outcome.state == "success"
+    assert outcome.statistics["total_backups_checked"] == 0
+    assert alerts(stores) == []

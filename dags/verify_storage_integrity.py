@@ -75,16 +75,16 @@ def report_verifier_crash(context) -> None:
 )
 def verify_storage_integrity():
     @task
-    def select_backups(params: dict, ti=None, data_interval_end=None, dag_run=None) -> list[Chunk]:
+    def select_backups(ti=None, data_interval_end=None, dag_run=None) -> list[Chunk]:
         """Return the chunks to map over; the rest of the plan goes to the XCom key "plan"."""
         from airflow.sdk import Variable
 
-        from include.backup_integrity.config import VARIABLE_KEY
+        from include.backup_integrity.config import VARIABLE_KEY, params_of_run
         from include.backup_integrity.pipeline import select_backups, window_end_of
 
         raw = Variable.get(VARIABLE_KEY, default=None)
         end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))
-        plan = select_backups(raw, params, end)
+        plan = select_backups(raw, params_of_run(dag_run.conf), end)
         chunks = plan.pop("chunks")
         ti.xcom_push(key="plan", value=plan)
         return chunks

@@ -21,6 +21,14 @@ BACKEND_CONN_IDS = {"r2": "backup_r2", "b2": "backup_b2"}
 BACKENDS = ("local", "r2", "b2")
 MODES = ("quick", "full")
 
+#: The DAG's trigger params and their defaults (the trigger form shows these).
+PARAM_DEFAULTS: dict[str, Any] = {
+    "mode": "quick",
+    "lookback_days": None,
+    "max_backups": None,
+    "backup_ids": [],
+}
+
 DEFAULT_EXPECTED_BACKENDS: dict[str, list[str]] = {
     "FULL_DATABASE": ["local", "r2", "b2"],
     "TENANT_BACKUP": ["local", "r2", "b2"],
@@ -166,6 +174,20 @@ def _param_int(name: str, value: Any, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"trigger param {name!r}: expected null or an integer >= {minimum}, got {value!r}")
     return value
+
+
+def params_of_run(conf: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's params: the declared defaults overlaid with the run's conf.
+
+    Read from the run's conf rather than from the task's ``params``: when tasks
+    run in one process (``dag.test()``), Airflow resolves a run's conf into the
+    DAG's shared Param objects, and the next run would inherit it.
+    """
+    params = {
+        key: (list(value) if isinstance(value, list) else value) for key, value in PARAM_DEFAULTS.items()
+    }
+    params.update({key: value for key, value in (conf or {}).items() if key in PARAM_DEFAULTS})
+    return params
 
 
 def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> RunOptions:

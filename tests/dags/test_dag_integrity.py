@@ -72,8 +72,11 @@ def test_verify_storage_integrity_contract(airflow_db):
     )
     assert dag.get_task("verify_chunk").map_index_template
     assert dag.get_task("check_outcome").downstream_task_ids == set(), "the outcome task is the leaf"
+    from include.backup_integrity.config import PARAM_DEFAULTS
+
     params = dag.params.dump()
     assert params == {"mode": "quick", "lookback_days": None, "max_backups": None, "backup_ids": []}
+    assert params == PARAM_DEFAULTS
 
 
 def test_hourly_runs_cover_one_real_hour(airflow_db):

@@ -17,7 +17,7 @@ from devtools.seed import (
     truncate,
 )
 from devtools.services import free_port
-from tests.conftest import set_variable, window_end_for
+from tests.conftest import DagRunOutcome, load_dag, set_variable, window_end_for
 from tests.integration.helpers import alerts, last_check, metadata, open_alerts_by_key, query, results
 
 pytestmark = pytest.mark.integration
@@ -465,3 +465,18 @@ def test_an_empty_window_is_a_successful_run(stores, run_dag):
     assert outcome.state == "success"
     assert outcome.statistics["total_backups_checked"] == 0
     assert alerts(stores) == []
+
+
+def test_one_parsed_dag_runs_each_conf_on_its_own(stores, airflow_env):
+    """dag.test() runs tasks in-process; one run's conf must not leak into the next run."""
+    asked = seed_backup(stores)
+    other = seed_backup(stores)
+    dag = load_dag()
+
+    first = DagRunOutcome(dag.test(run_conf={"mode": "full", "backup_ids": [asked.id]}))
+    second = DagRunOutcome(dag.test())
+
+    assert {b for (b, _) in results(stores, first.run_id)} == {asked.id}
+    assert first.statistics["mode"] == "full"
+    assert {b for (b, _) in results(stores, second.run_id)} == {asked.id, other.id}
+    assert second.statistics["mode"] == "quick"

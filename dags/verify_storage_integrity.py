@@ -78,13 +78,17 @@ def verify_storage_integrity():
     def select_backups(ti=None, data_interval_end=None, dag_run=None) -> list[Chunk]:
         """Return the chunks to map over; the rest of the plan goes to the XCom key "plan"."""
         from airflow.sdk import Variable
+        from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config import VARIABLE_KEY, params_of_run
+        from include.backup_integrity.config import VARIABLE_KEY, ConfigError, params_of_run
         from include.backup_integrity.pipeline import select_backups, window_end_of
 
         raw = Variable.get(VARIABLE_KEY, default=None)
         end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))
-        plan = select_backups(raw, params_of_run(dag_run.conf), end)
+        try:
+            plan = select_backups(raw, params_of_run(dag_run.conf), end)
+        except ConfigError as error:
+            raise AirflowFailException(str(error)) from None  # retrying cannot fix configuration
         chunks = plan.pop("chunks")
         ti.xcom_push(key="plan", value=plan)
         return chunks

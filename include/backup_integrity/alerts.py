@@ -29,6 +29,7 @@ from include.backup_integrity.records import (
     SIZE_MISMATCH,
     CheckResult,
 )
+from include.backup_integrity.statistics import COUNTER_BY_KIND
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -223,6 +224,8 @@ def summary_content(failures: list[CheckResult], run_id: str) -> tuple[str, str,
         "actual": None,
         "run_id": run_id,
         "counts": dict(counts),
+        # The same counts under the names of the run's statistics.
+        **{COUNTER_BY_KIND[kind]: counts.get(kind, 0) for kind in COUNTER_BY_KIND},
         "failed_checks": len(failures),
         "failed_backups": len(backups),
     }
@@ -542,7 +545,7 @@ def _apply_summary(
         _queue_notice(
             cur,
             change.existing_id,
-            f"changed:{change.fingerprint[:24]}",
+            f"changed:{run_id}",
             run_id,
             f"[{change.severity}] Backup integrity: failures changed, {details['failed_checks']} now",
             notice_body(change.message, details),

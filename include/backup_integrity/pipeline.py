@@ -62,7 +62,15 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         conn.commit()
     finally:
         conn.close()
-    chunks, decided = plan_checks(records, settings, options.mode)
+    chunks, decided = plan_checks(records, settings, options.mode, max_chunks=max_map_length())
+    if chunks and len(chunks[0]["backups"]) > settings.chunk_size:
+        log.warning(
+            "chunk_size %d would map more than max_map_length=%d task instances; "
+            "using %d backups per chunk for this run",
+            settings.chunk_size,
+            max_map_length(),
+            len(chunks[0]["backups"]),
+        )
     log.info(
         "%d backups in scope (%s), mode %s: %d chunk(s) to verify, %d result(s) decided "
         "from the catalog alone",
@@ -84,6 +92,13 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         "window_end": window_end_out.isoformat() if window_end_out else None,
         "settings": settings.to_dict(),
     }
+
+
+def max_map_length() -> int:
+    """Airflow's limit on mapped task instances per task, which the chunk count must respect."""
+    from airflow.sdk.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)
 
 
 def verify(chunk: Chunk, settings: dict[str, Any]) -> list[CheckResult]:

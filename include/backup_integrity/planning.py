@@ -23,10 +23,32 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def effective_chunk_size(counts: list[int], chunk_size: int, max_chunks: int | None) -> int:
+    """``chunk_size``, grown just enough that all backends' chunks fit in ``max_chunks``.
+
+    Each backend's last chunk may be partial, so ``total / (max_chunks - backends)`` per
+    chunk guarantees the bound.
+    """
+    busy = [n for n in counts if n]
+    if max_chunks is None or not busy:
+        return chunk_size
+    total = sum(busy)
+    room = max(max_chunks - len(busy), 1)
+    return max(chunk_size, -(-total // room))
+
+
 def plan_checks(
-    records: list[BackupRecord], settings: Settings, mode: str, checked_at: str | None = None
+    records: list[BackupRecord],
+    settings: Settings,
+    mode: str,
+    checked_at: str | None = None,
+    max_chunks: int | None = None,
 ) -> tuple[list[Chunk], list[CheckResult]]:
-    """Split the selected backups into per-backend chunks and catalog-only results."""
+    """Split the selected backups into per-backend chunks and catalog-only results.
+
+    ``max_chunks`` (Airflow's ``max_map_length``) bounds the number of chunks, so a
+    window of any size can be mapped.
+    """
     checked_at = checked_at or utc_now_iso()
     decided: list[CheckResult] = []
     per_backend: dict[str, list[BackupRecord]] = {b: [] for b in BACKEND_ORDER}
@@ -52,9 +74,9 @@ def plan_checks(
             else:
                 per_backend[backend].append(record)
     chunks: list[Chunk] = []
+    size = effective_chunk_size([len(per_backend[b]) for b in BACKEND_ORDER], settings.chunk_size, max_chunks)
     for backend in BACKEND_ORDER:
         items = per_backend[backend]
-        size = settings.chunk_size
         count = (len(items) + size - 1) // size
         for index in range(count):
             part = items[index * size : (index + 1) * size]

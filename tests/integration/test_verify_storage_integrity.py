@@ -480,3 +480,86 @@ def test_one_parsed_dag_runs_each_conf_on_its_own(stores, airflow_env):
     assert first.statistics["mode"] == "full"
     assert {b for (b, _) in results(stores, second.run_id)} == {asked.id, other.id}
     assert second.statistics["mode"] == "quick"
+
+
+def test_chunk_size_one_maps_one_task_per_backup_per_backend(stores, run_dag, monkeypatch, airflow_env):
+    seed_backup(stores)
+    seed_backup(stores)
+    seed_backup(stores, backup_type="WAL_ARCHIVE")
+    set_variable(monkeypatch, {**airflow_env, "chunk_size": 1})
+
+    outcome = run_dag()
+
+    assert outcome.state == "success"
+    labels = mapped_labels(outcome)
+    assert len(labels) == 3 + 3 + 2
+    assert sum(label.startswith("local: ") for label in labels) == 2
+
+
+def test_a_window_larger_than_max_map_length_is_chunked_to_fit(stores, run_dag, monkeypatch, airflow_env):
+    for _ in range(5):
+        seed_backup(stores, size=16)
+    set_variable(monkeypatch, {**airflow_env, "chunk_size": 1})
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "6")
+
+    outcome = run_dag()
+
+    assert outcome.state == "success"
+    assert outcome.statistics["checks_total"] == 15
+    assert len(mapped_labels(outcome)) <= 6
+
+
+def test_a_run_without_a_data_interval_ends_its_window_at_run_after(stores, airflow_env):
+    recent = seed_backup(stores, created_at=datetime.now(UTC) - timedelta(minutes=2))
+
+    outcome = DagRunOutcome(load_dag().test(logical_date=None))
+
+    assert outcome.dag_run.data_interval_end is None
+    assert {b for (b, _) in results(stores, outcome.run_id)} == {recent.id}
+
+
+def test_a_configuration_error_fails_at_once_and_names_the_key(stores, run_dag, monkeypatch, webhook):
+    seed_backup(stores)
+    set_variable(monkeypatch, {"local_root": stores.local_root, "chunk_size": "fifty"})
+    dag = load_dag()
+    dag.get_task("select_backups").retries = 3  # a configuration error must not be retried
+
+    outcome = DagRunOutcome(dag.test())
+
+    assert outcome.state == "failed"
+    ti = next(t for t in outcome.dag_run.get_task_instances() if t.task_id == "select_backups")
+    assert ti.try_number == 1
+    assert alerts(stores) == []
+    assert query(stores, "SELECT metadata FROM backups_backup")[0]["metadata"] == {"seeded": True}
+    assert len([m for m in webhook.messages if "crashed" in m["title"]]) == 1
+
+
+def mapped_labels(outcome: DagRunOutcome) -> list[str]:
+    return [
+        ti.rendered_map_index
+        for ti in outcome.dag_run.get_task_instances()
+        if ti.task_id == "verify_chunk" and ti.map_index >= 0
+    ]
+
+
+def test_a_refused_notification_is_recorded_and_retried_by_the_next_run(stores, run_dag, webhook, smtp):
+    gone = seed_backup(stores)
+    delete(stores, gone, "r2")
+    webhook.status = 503
+
+    first = run_dag()
+
+    assert first.state == "failed"
+    (row,) = alerts(stores)
+    assert [c.split(":")[0] for c in row["notification_channels"]] == ["mailto"]
+    assert "json://" in row["details"]["notification_error"]
+    assert len(smtp.messages) == 1
+
+    webhook.status = 200
+    run_dag()
+
+    (row,) = alerts(stores)
+    assert sorted(c.split(":")[0] for c in row["notification_channels"]) == ["json", "mailto"]
+    assert "notification_error" not in row["details"]
+    assert len(webhook.messages) == 1, "the pending notice went out once the webhook accepted it"
+    assert len(smtp.messages) == 1, "targets that already accepted are not sent it again"

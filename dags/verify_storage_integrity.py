@@ -101,13 +101,13 @@ def verify_storage_integrity():
         return verify(chunk, plan["settings"])
 
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
     def aggregate_results(chunk_results: list, plan: dict, run_id=None) -> Statistics:
         from include.backup_integrity.pipeline import aggregate
 
         return aggregate(chunk_results, plan, run_id)
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
     def raise_alerts(chunk_results: list, plan: dict, statistics: dict, run_id=None, dag=None) -> dict:
         from include.backup_integrity.pipeline import record_and_alert
 

@@ -80,7 +80,7 @@ def seed_samples(stores) -> dict[str, str]:
 
 
 def print_report(outcome, stores, labels: dict[str, str], webhook, smtp) -> None:
-    from tests.integration.helpers import alerts, query
+    from devtools.runs import alerts, query
 
     print(f"\n=== run {outcome.run_id}: {outcome.state.upper()} ===")
     print("statistics (aggregate_results):")
@@ -165,7 +165,7 @@ def main() -> int:
         )
         from airflow.dag_processing.dagbag import DagBag
 
-        from tests.conftest import DagRunOutcome
+        from devtools.runs import DagRunOutcome
 
         print(
             f"seeded {len(labels)} backups into a local folder, R2 ({r2.endpoint_url}) and "

@@ -42,6 +42,7 @@ for _name in [k for k in os.environ if k.startswith("AWS_")]:
     # This machine's AWS_CA_BUNDLE and friends must not steer clients of the local S3 servers.
     del os.environ[_name]
 
+from devtools.runs import DagRunOutcome  # noqa: E402
 from devtools.seed import Stores, create_buckets, create_catalog  # noqa: E402
 from devtools.services import (  # noqa: E402
     MotoServer,
@@ -208,39 +209,6 @@ def load_dag() -> Any:
 def window_end_for(logical_date: datetime) -> datetime:
     """The data interval end ``dag.test(logical_date=...)`` gives with the hourly timetable."""
     return logical_date.replace(minute=0, second=0, microsecond=0)
-
-
-class DagRunOutcome:
-    def __init__(self, dag_run: Any) -> None:
-        self.dag_run = dag_run
-        self.state = str(dag_run.state)
-        self.run_id = dag_run.run_id
-        self.statistics = xcom(dag_run, "aggregate_results")
-
-    def __repr__(self) -> str:
-        return f"DagRunOutcome({self.run_id}, {self.state}, {self.statistics})"
-
-
-def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter(
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.task_id == task_id,
-                XComModel.map_index == map_index,
-                XComModel.key == "return_value",
-            )
-            .one_or_none()
-        )
-        if row is None:
-            return None
-        value = row.value
-    return json.loads(value) if isinstance(value, str) else value
 
 
 @pytest.fixture

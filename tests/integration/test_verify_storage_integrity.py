@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devtools.runs import DagRunOutcome
 from devtools.seed import (
     corrupt_same_size,
     delete,
@@ -17,7 +18,7 @@ from devtools.seed import (
     truncate,
 )
 from devtools.services import free_port
-from tests.conftest import DagRunOutcome, load_dag, set_variable, window_end_for
+from tests.conftest import load_dag, set_variable, window_end_for
 from tests.integration.helpers import alerts, last_check, metadata, open_alerts_by_key, query, results
 
 pytestmark = pytest.mark.integration

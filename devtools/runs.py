@@ -1,0 +1,76 @@
+"""Reading what a run left behind: its state and statistics, alert rows, results.
+
+Shared by the tests and the demo.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devtools.seed import Stores
+
+
+class DagRunOutcome:
+    """A finished run: its state, run_id and the statistics ``aggregate_results`` returned."""
+
+    def __init__(self, dag_run: Any) -> None:
+        self.dag_run = dag_run
+        self.state = str(dag_run.state)
+        self.run_id = dag_run.run_id
+        self.statistics = xcom(dag_run, "aggregate_results")
+
+    def __repr__(self) -> str:
+        return f"DagRunOutcome({self.run_id}, {self.state}, {self.statistics})"
+
+
+def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+                XComModel.key == "return_value",
+            )
+            .one_or_none()
+        )
+        if row is None:
+            return None
+        value = row.value
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def query(stores: Stores, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    conn = stores.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params or [])
+            names = [c.name for c in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def alerts(stores: Stores, status: str | None = None) -> list[dict[str, Any]]:
+    rows = query(
+        stores,
+        "SELECT id, backup_id::text AS backup_id, alert_type, severity, message, details, "
+        "notification_channels, status, resolved_at, created_at FROM backups_backupalert ORDER BY id",
+    )
+    return [r for r in rows if status is None or r["status"] == status]
+
+
+def results(stores: Stores, run_id: str) -> dict[tuple[str, str], str]:
+    rows = query(
+        stores,
+        "SELECT backup_id::text AS backup_id, backend, kind FROM backup_integrity_result WHERE run_id = %s",
+        [run_id],
+    )
+    return {(r["backup_id"], r["backend"]): r["kind"] for r in rows}

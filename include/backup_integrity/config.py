@@ -209,3 +209,17 @@ def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> Ru
         max_backups=cap if cap is not None else settings.max_backups,
         backup_ids=[b.strip() for b in backup_ids if b.strip()],
     )
+
+
+def require_connection(conn_id: str, purpose: str) -> None:
+    """Fail with a clear message when an Airflow connection the run needs is not defined."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"Airflow connection {conn_id!r} ({purpose}) is not defined; create it in the UI, "
+            f"as AIRFLOW_CONN_{conn_id.upper()} or in your secrets backend"
+        ) from None

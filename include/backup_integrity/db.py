@@ -25,8 +25,9 @@ def connect_catalog() -> Any:
     """A DB-API connection for the ``backup_catalog`` Airflow connection."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from include.backup_integrity.config import CATALOG_CONN_ID
+    from include.backup_integrity.config import CATALOG_CONN_ID, require_connection
 
+    require_connection(CATALOG_CONN_ID, "the backup catalog")
     return PostgresHook(postgres_conn_id=CATALOG_CONN_ID).get_conn()
 
 

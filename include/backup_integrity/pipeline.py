@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity import catalog
 from include.backup_integrity.config import (
+    BACKEND_CONN_IDS,
     ConfigError,
     Settings,
     parse_settings,
+    require_connection,
     resolve_run_options,
 )
 from include.backup_integrity.db import connect_catalog, transaction
@@ -63,6 +65,8 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     finally:
         conn.close()
     chunks, decided = plan_checks(records, settings, options.mode, max_chunks=max_map_length())
+    for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
+        require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
     if chunks and len(chunks[0]["backups"]) > settings.chunk_size:
         log.warning(
             "chunk_size %d would map more than max_map_length=%d task instances; "

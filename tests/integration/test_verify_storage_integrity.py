@@ -564,3 +564,20 @@ def test_a_refused_notification_is_recorded_and_retried_by_the_next_run(stores, 
     assert "notification_error" not in row["details"]
     assert len(webhook.messages) == 1, "the pending notice went out once the webhook accepted it"
     assert len(smtp.messages) == 1, "targets that already accepted are not sent it again"
+
+
+@pytest.mark.parametrize("conn_id", ["BACKUP_CATALOG", "BACKUP_B2"])
+def test_a_missing_connection_is_named_before_any_check(stores, run_dag, monkeypatch, conn_id, capfd):
+    seed_backup(stores)
+    monkeypatch.delenv(f"AIRFLOW_CONN_{conn_id}")
+
+    outcome = run_dag()
+
+    assert outcome.state == "failed"
+    assert outcome.statistics is None, "nothing was checked or reported"
+    assert alerts(stores) == []
+    output = capfd.readouterr()
+    assert f"Airflow connection '{conn_id.lower()}'" in output.out + output.err
+    ti = next(t for t in outcome.dag_run.get_task_instances() if t.task_id == "select_backups")
+    assert str(ti.state) == "failed"
+    assert ti.try_number == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -134,19 +134,45 @@ def backup_check_summaries(results: Iterable[CheckResult], run_id: str) -> dict[
 def update_metadata(cur: Any, settings: Settings, summaries: dict[str, dict[str, Any]]) -> int:
     """Merge ``last_integrity_check`` into each backup's metadata, unless a later check is there.
 
-    One UPDATE per row merges into the JSON in place, so concurrent runs never
-    lose each other's keys; the timestamp guard keeps the latest check.
+    Each UPDATE merges into the JSON in place (``||``), so other keys, and other
+    writers of other keys, are never lost. The caller holds the verifier's
+    advisory lock, so reading the current check time first is race-free; it is
+    compared as a time, whatever format an earlier writer used.
     """
+    if not summaries:
+        return 0
+    t = table(settings.backups_table)
+    cur.execute(
+        sql.SQL(
+            "SELECT id::text, metadata -> 'last_integrity_check' ->> 'timestamp' FROM {t} "
+            "WHERE id::text = ANY(%s)"
+        ).format(t=t),
+        [list(summaries)],
+    )
+    current = {row[0]: parse_timestamp(row[1]) for row in cur.fetchall()}
     query = sql.SQL(
-        "UPDATE {table} SET metadata = COALESCE(metadata, '{{}}'::jsonb) "
-        "|| jsonb_build_object('last_integrity_check', %s::jsonb) "
-        "WHERE id = %s::uuid AND COALESCE(metadata -> 'last_integrity_check' ->> 'timestamp', '') <= %s"
-    ).format(table=table(settings.backups_table))
+        "UPDATE {t} SET metadata = COALESCE(metadata, '{{}}'::jsonb) "
+        "|| jsonb_build_object('last_integrity_check', %s::jsonb) WHERE id = %s::uuid"
+    ).format(t=t)
     updated = 0
     for backup_id, summary in summaries.items():
-        cur.execute(query, [json.dumps(summary), backup_id, summary["timestamp"]])
+        previous = current.get(backup_id)
+        if previous is not None and previous > parse_timestamp(summary["timestamp"]):
+            continue  # a later check (e.g. by a newer concurrent run) is already recorded
+        cur.execute(query, [json.dumps(summary), backup_id])
         updated += cur.rowcount
     return updated
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """An ISO 8601 time (``Z`` accepted; naive taken as UTC), or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def record_results(cur: Any, run_id: str, results: Iterable[CheckResult]) -> None:

@@ -581,3 +581,24 @@ def test_a_missing_connection_is_named_before_any_check(stores, run_dag, monkeyp
     ti = next(t for t in outcome.dag_run.get_task_instances() if t.task_id == "select_backups")
     assert str(ti.state) == "failed"
     assert ti.try_number == 1
+
+
+def test_metadata_keeps_other_keys_and_never_goes_back_in_time(stores, run_dag):
+    backup = seed_backup(
+        stores, row_overrides={"metadata": json.dumps({"tenant": "acme", "encrypted": True})}
+    )
+    future = "2099-01-01T00:00:00Z"  # written by a newer check (another writer's format)
+    kept = seed_backup(
+        stores,
+        row_overrides={
+            "metadata": json.dumps({"last_integrity_check": {"timestamp": future, "status": "passed"}})
+        },
+    )
+
+    outcome = run_dag()
+
+    merged = metadata(stores, backup.id)
+    assert merged["tenant"] == "acme"
+    assert merged["encrypted"] is True
+    assert merged["last_integrity_check"]["run_id"] == outcome.run_id
+    assert last_check(stores, kept.id) == {"timestamp": future, "status": "passed"}

@@ -105,16 +105,26 @@ class Resolution:
 
 @dataclass
 class SummaryChange:
-    """What the run does to the summary alert; alert ids are filled in when applied."""
+    """The run's failures, for the summary: opened (when more than one) or updated (when open).
+
+    What the summary counts is settled when applied, since it includes alerts still
+    open from earlier runs.
+    """
 
     existing_id: int | None
+    existing_fingerprint: str | None
     checked_at: str
     failure_keys: list[AlertKey]
-    fingerprint: str
-    changed: bool
-    severity: str
-    message: str
-    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CountedFailure:
+    """One open alert a summary counts; ``checks`` is how many failed checks it stands for."""
+
+    backup_id: str | None
+    backend: str | None
+    kind: str
+    checks: int = 1
 
 
 @dataclass
@@ -139,18 +149,17 @@ def highest_severity(severities: Iterable[str]) -> str:
 
 
 def covers(alert_kind: str, result: CheckResult) -> bool:
-    """Whether a check proves the property an alert of ``alert_kind`` said was broken."""
-    kind = result["kind"]
-    if alert_kind == MISSING:
-        return kind in (PASSED, SIZE_MISMATCH, CHECKSUM_MISMATCH)
-    if alert_kind == SIZE_MISMATCH:
-        return kind in (PASSED, CHECKSUM_MISMATCH)
+    """Whether a check verified as good the property an alert of ``alert_kind`` said was broken.
+
+    Only a pass verifies anything: an object that is back but now the wrong size
+    is not "good", so its ``missing`` alert stays open beside the new one.
+    """
+    if result["kind"] != PASSED:
+        return False
     if alert_kind == CHECKSUM_MISMATCH:
         # Only a content verification clears a content failure, never a size check.
-        return kind == PASSED and result["evidence"] in (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256)
-    if alert_kind == INVALID_RECORD:
-        return kind not in (INVALID_RECORD, BACKEND_ERROR)
-    return False
+        return result["evidence"] in (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256)
+    return alert_kind in (MISSING, SIZE_MISMATCH, INVALID_RECORD)
 
 
 def store_answered(result: CheckResult) -> bool:
@@ -209,12 +218,16 @@ def backend_error_content(
     return message, details
 
 
-def summary_content(failures: list[CheckResult], run_id: str) -> tuple[str, str, dict[str, Any]]:
-    counts = Counter(r["kind"] for r in failures)
-    backups = {r["backup_id"] for r in failures}
+def summary_content(counted: list[CountedFailure], run_id: str) -> tuple[str, str, dict[str, Any]]:
+    """Severity, message and details of a summary of the open failures it counts."""
+    counts: Counter[str] = Counter()
+    for failure in counted:
+        counts[failure.kind] += failure.checks
+    backups = {f.backup_id for f in counted if f.backup_id}
+    total = sum(counts.values())
     parts = ", ".join(f"{counts[k]} {KIND_LABEL[k]}" for k in SEVERITY_BY_KIND if counts[k])
-    message = f"Integrity check found {len(failures)} failures in {len(backups)} backup(s): {parts}."
-    severity = highest_severity(SEVERITY_BY_KIND[r["kind"]] for r in failures)
+    message = f"{total} integrity failures open across {len(backups)} backup(s): {parts}."
+    severity = highest_severity(SEVERITY_BY_KIND[f.kind] for f in counted)
     details = {
         "kind": SUMMARY,
         "backend": None,
@@ -226,14 +239,16 @@ def summary_content(failures: list[CheckResult], run_id: str) -> tuple[str, str,
         "counts": dict(counts),
         # The same counts under the names of the run's statistics.
         **{COUNTER_BY_KIND[kind]: counts.get(kind, 0) for kind in COUNTER_BY_KIND},
-        "failed_checks": len(failures),
+        "failed_checks": total,
         "failed_backups": len(backups),
+        "fingerprint": fingerprint_of(counted),
     }
     return severity, message, details
 
 
-def fingerprint_of(failures: Iterable[CheckResult]) -> str:
-    keys = sorted({(r["backup_id"], r["backend"] or "", r["kind"]) for r in failures})
+def fingerprint_of(counted: Iterable[CountedFailure]) -> str:
+    """Identifies the set of failures a summary counts (not how often they were seen)."""
+    keys = sorted({(f.backup_id or "", f.backend or "", f.kind) for f in counted})
     return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 
 
@@ -320,20 +335,13 @@ def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult],
                 )
             )
 
-    if len(failures) > 1:
-        severity, message, details = summary_content(failures, run_id)
-        fingerprint = fingerprint_of(failures)
-        details["fingerprint"] = fingerprint
-        existing_summary = open_summaries[0] if open_summaries else None
+    existing_summary = open_summaries[0] if open_summaries else None
+    if len(failures) > 1 or (failures and existing_summary is not None):
         plan.summary = SummaryChange(
             existing_id=existing_summary.id if existing_summary else None,
+            existing_fingerprint=existing_summary.details.get("fingerprint") if existing_summary else None,
             checked_at=max(r["checked_at"] for r in failures),
             failure_keys=list(grouped),
-            fingerprint=fingerprint,
-            changed=existing_summary is None or existing_summary.details.get("fingerprint") != fingerprint,
-            severity=severity,
-            message=message,
-            details=details,
         )
     return plan
 
@@ -397,7 +405,8 @@ def _observe(
     severity: str,
     message: str,
     details: dict[str, Any],
-) -> None:
+) -> bool:
+    """Count this run's sighting; describe the failure anew when it is the latest. True if it was."""
     occurrences = _add_occurrence(cur, alert_id, run_id, checked_at)
     cur.execute(
         sql.SQL("SELECT details FROM {t} WHERE id = %s FOR UPDATE").format(t=table(alerts_table)),
@@ -418,6 +427,7 @@ def _observe(
         ).format(t=table(alerts_table)),
         [json.dumps(merged), newer, message, newer, severity, alert_id],
     )
+    return newer
 
 
 def _queue_notice(
@@ -459,7 +469,11 @@ def apply_alert_changes(
     plan = plan_alert_changes(open_alerts, results, run_id)
     alert_ids: dict[AlertKey, int] = {a.key: a.id for a in open_alerts if a.details.get("kind") != SUMMARY}
 
+    opened = 0
     for alert in plan.new:
+        if _resolved_later(cur, alerts_table, alert.key, alert.details["last_seen"]):
+            continue  # an older run's finding, already disproved by a later check
+        opened += 1
         alert_id = _insert_alert(
             cur, alerts_table, alert.key[0], alert.severity, alert.message, alert.details
         )
@@ -512,49 +526,90 @@ def apply_alert_changes(
             )
 
     summary_id = _apply_summary(cur, alerts_table, plan.summary, alert_ids, run_id)
-    _resolve_finished_summaries(cur, alerts_table, keep_open=summary_id)
-    return {"opened": len(plan.new), "updated": len(plan.observed), "resolved": len(plan.resolved)}
+    _resolve_finished_summaries(cur, alerts_table, keep_open=summary_id, run_id=run_id)
+    return {"opened": opened, "updated": len(plan.observed), "resolved": len(plan.resolved)}
+
+
+def _resolved_later(cur: Any, alerts_table: str, key: AlertKey, checked_at: str) -> bool:
+    """Whether an alert for this failure was resolved by a check later than ``checked_at``."""
+    backup_id, backend, kind = key
+    cur.execute(
+        sql.SQL(
+            "SELECT 1 FROM {t} WHERE alert_type = %s AND status = 'RESOLVED' "
+            "AND backup_id IS NOT DISTINCT FROM %s::uuid "
+            "AND (details ->> 'backend') IS NOT DISTINCT FROM %s AND details ->> 'kind' = %s "
+            "AND resolved_at > %s LIMIT 1"
+        ).format(t=table(alerts_table)),
+        [ALERT_TYPE, backup_id, backend, kind, checked_at],
+    )
+    return cur.fetchone() is not None
+
+
+def _counted_failures(cur: Any, alerts_table: str, alert_ids: Iterable[int]) -> dict[int, CountedFailure]:
+    """The open alerts among ``alert_ids``, as a summary counts them."""
+    cur.execute(
+        sql.SQL(
+            "SELECT id, backup_id::text, details FROM {t} WHERE id = ANY(%s) AND status = ANY(%s)"
+        ).format(t=table(alerts_table)),
+        [sorted(alert_ids), list(OPEN_STATUSES)],
+    )
+    counted = {}
+    for alert_id, backup_id, details in cur.fetchall():
+        checks = int(details.get("affected_count") or 1) if details.get("kind") == BACKEND_ERROR else 1
+        counted[alert_id] = CountedFailure(backup_id, details.get("backend"), details["kind"], checks)
+    return counted
 
 
 def _apply_summary(
     cur: Any, alerts_table: str, change: SummaryChange | None, alert_ids: dict[AlertKey, int], run_id: str
 ) -> int | None:
+    """Open the summary, or update the open one to count this run's failures and those still open."""
     if change is None:
         return None
-    counted = sorted({alert_ids[k] for k in change.failure_keys if k in alert_ids})
-    details = dict(change.details, alert_ids=counted)
+    wanted = {alert_ids[k] for k in change.failure_keys if k in alert_ids}
+    if change.existing_id is not None:
+        cur.execute(
+            sql.SQL("SELECT details FROM {t} WHERE id = %s").format(t=table(alerts_table)),
+            [change.existing_id],
+        )
+        wanted |= {int(i) for i in (cur.fetchone()[0] or {}).get("alert_ids", [])}
+    counted = _counted_failures(cur, alerts_table, wanted)
+    if not counted:
+        return change.existing_id
+    severity, message, details = summary_content(list(counted.values()), run_id)
+    details["alert_ids"] = sorted(counted)
     checked_at = change.checked_at
     if change.existing_id is None:
+        if len(counted) < 2 and sum(f.checks for f in counted.values()) < 2:
+            return None
         details.update(first_seen=checked_at, last_seen=checked_at, occurrences=1)
-        summary_id = _insert_alert(cur, alerts_table, None, change.severity, change.message, details)
+        summary_id = _insert_alert(cur, alerts_table, None, severity, message, details)
         _add_occurrence(cur, summary_id, run_id, checked_at)
         _queue_notice(
             cur,
             summary_id,
             "opened",
             run_id,
-            f"[{change.severity}] Backup integrity: {details['failed_checks']} failures",
-            notice_body(change.message, details),
+            f"[{severity}] Backup integrity: {details['failed_checks']} failures",
+            notice_body(message, details),
             "failure",
         )
         return summary_id
-    _observe(
-        cur, alerts_table, change.existing_id, run_id, checked_at, change.severity, change.message, details
-    )
-    if change.changed:
+    latest = _observe(cur, alerts_table, change.existing_id, run_id, checked_at, severity, message, details)
+    if latest and details["fingerprint"] != change.existing_fingerprint:
         _queue_notice(
             cur,
             change.existing_id,
             f"changed:{run_id}",
             run_id,
-            f"[{change.severity}] Backup integrity: failures changed, {details['failed_checks']} now",
-            notice_body(change.message, details),
+            f"[{severity}] Backup integrity: failures changed, {details['failed_checks']} open now",
+            notice_body(message, details),
             "failure",
         )
     return change.existing_id
 
 
-def _resolve_finished_summaries(cur: Any, alerts_table: str, keep_open: int | None) -> None:
+def _resolve_finished_summaries(cur: Any, alerts_table: str, keep_open: int | None, run_id: str) -> None:
     """Resolve every open summary none of whose counted alerts is still open (and extras)."""
     t = table(alerts_table)
     cur.execute(
@@ -585,3 +640,13 @@ def _resolve_finished_summaries(cur: Any, alerts_table: str, keep_open: int | No
             ).format(t=t),
             [json.dumps({"resolution": reason}), summary_id],
         )
+        if not still_open:
+            _queue_notice(
+                cur,
+                summary_id,
+                "resolved",
+                run_id,
+                "[RESOLVED] Backup integrity: every failure of the summary is resolved",
+                f"Resolved: all {len(counted)} alert(s) counted by summary alert {summary_id} are resolved.",
+                "success",
+            )

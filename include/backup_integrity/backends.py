@@ -15,6 +15,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import stat
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -163,8 +164,17 @@ def botocore_config_for(extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+MULTIPART_ETAG = re.compile(r'-\d+"?$')
+
+
 def sha256_from_store(response: dict[str, Any]) -> str | None:
-    """The store's whole-object SHA-256 as hex, or None (absent or a composite of parts)."""
+    """The store's whole-object SHA-256 as hex, or None (absent, or a composite of parts).
+
+    A multipart upload's checksum is a checksum of the parts' checksums, not of the
+    content. Stores that say so set ``ChecksumType = COMPOSITE`` or suffix the value
+    with ``-N``; others (moto among them) say neither, but a multipart object's ETag
+    always ends in ``-N``, so that is checked too.
+    """
     value = response.get("ChecksumSHA256")
     if not value:
         return None
@@ -172,6 +182,8 @@ def sha256_from_store(response: dict[str, Any]) -> str | None:
     if checksum_type and checksum_type != "FULL_OBJECT":
         return None
     if "-" in value:
+        return None
+    if checksum_type is None and MULTIPART_ETAG.search(response.get("ETag") or ""):
         return None
     try:
         raw = base64.b64decode(value, validate=True)

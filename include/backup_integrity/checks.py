@@ -67,7 +67,11 @@ def path_for(record: BackupRecord, backend: str) -> str | None:
 
 
 def record_problem(record: BackupRecord, now: datetime | None = None) -> str | None:
-    """Why a catalog row cannot be checked safely at all, or None when it can."""
+    """Why a catalog row cannot be checked safely at all, or None when it can.
+
+    ``now`` is the latest time a backup can plausibly have been created at (the
+    later of the run's window end and the clock); a day of slack absorbs skew.
+    """
     size = record.get("size_bytes")
     checksum = record.get("checksum")
     if size is None:
@@ -96,16 +100,21 @@ def record_problem(record: BackupRecord, now: datetime | None = None) -> str | N
 
 
 def path_problem(backend: str, path: str) -> str | None:
-    """Why a recorded location must not be used, or None when it is safe."""
+    """Why a recorded location must not be used, or None when it is safe.
+
+    Local paths must stay inside ``local_root``: relative, without ``..``. Object
+    keys are names, not paths, so only control characters are refused there.
+    """
     if _CONTROL.search(path):
         return f"{backend} path {path!r} contains control characters"
+    if backend != "local":
+        return None
     if path.startswith("/") or path.startswith("\\") or re.match(r"^[A-Za-z]:[\\/]", path):
-        return f"{backend} path {path!r} is absolute; catalog paths must be relative"
-    parts = re.split(r"[\\/]", path)
-    if ".." in parts:
-        return f"{backend} path {path!r} contains '..'"
+        return f"local path {path!r} is absolute; catalog paths must be relative to local_root"
+    if ".." in re.split(r"[\\/]", path):
+        return f"local path {path!r} contains '..'"
     if path.endswith("/"):
-        return f"{backend} path {path!r} names a folder, not a file"
+        return f"local path {path!r} names a folder, not a file"
     return None
 
 
@@ -139,9 +148,11 @@ def make_result(
     )
 
 
-def precheck(record: BackupRecord, backend: str, *, mode: str, checked_at: str) -> CheckResult | None:
+def precheck(
+    record: BackupRecord, backend: str, *, mode: str, checked_at: str, now: datetime | None = None
+) -> CheckResult | None:
     """The result decided from the catalog row alone, before asking any store."""
-    problem = record_problem(record)
+    problem = record_problem(record, now)
     path = path_for(record, backend)
     if problem:
         return make_result(

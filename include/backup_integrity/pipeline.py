@@ -64,7 +64,13 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         conn.commit()
     finally:
         conn.close()
-    chunks, decided = plan_checks(records, settings, options.mode, max_chunks=max_map_length())
+    chunks, decided = plan_checks(
+        records,
+        settings,
+        options.mode,
+        max_chunks=max_map_length(),
+        now=max(window_end, datetime.now(UTC)),
+    )
     for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
         require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
     if chunks and len(chunks[0]["backups"]) > settings.chunk_size:

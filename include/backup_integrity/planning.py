@@ -43,6 +43,7 @@ def plan_checks(
     mode: str,
     checked_at: str | None = None,
     max_chunks: int | None = None,
+    now: datetime | None = None,
 ) -> tuple[list[Chunk], list[CheckResult]]:
     """Split the selected backups into per-backend chunks and catalog-only results.
 
@@ -68,7 +69,7 @@ def plan_checks(
             )
             continue
         for backend in backends:
-            result = precheck(record, backend, mode=mode, checked_at=checked_at)
+            result = precheck(record, backend, mode=mode, checked_at=checked_at, now=now)
             if result is not None:
                 decided.append(result)
             else:

@@ -308,7 +308,8 @@ def test_fixed_backups_resolve_their_alerts_with_a_notice(stores, run_dag, webho
     full = run_dag({"mode": "full"})
     assert full.state == "success"
     assert open_alerts_by_key(stores) == {}, "content verified: the mismatch and the summary resolve"
-    assert len(webhook.messages) == 2
+    assert len(webhook.messages) == 3
+    assert all(m["title"].startswith("[RESOLVED]") for m in webhook.messages)
 
 
 def test_a_backend_that_is_down_is_a_backend_error_never_missing(stores, run_dag, monkeypatch, webhook):
@@ -602,3 +603,44 @@ def test_metadata_keeps_other_keys_and_never_goes_back_in_time(stores, run_dag):
     assert merged["encrypted"] is True
     assert merged["last_integrity_check"]["run_id"] == outcome.run_id
     assert last_check(stores, kept.id) == {"timestamp": future, "status": "passed"}
+
+
+def test_a_multipart_checksum_is_not_taken_for_the_contents_sha256(stores, run_dag):
+    part = 5 * 1024 * 1024
+    backup = seed_backup(
+        stores, backup_type="WAL_ARCHIVE", size=part + 1024, on=("b2",), record_paths=("r2", "b2")
+    )
+    upload = stores.r2.create_multipart_upload(
+        Bucket=stores.r2_bucket, Key=backup.paths["r2"], ChecksumAlgorithm="SHA256"
+    )
+    parts = []
+    for number, chunk in enumerate((backup.content[:part], backup.content[part:]), start=1):
+        answer = stores.r2.upload_part(
+            Bucket=stores.r2_bucket,
+            Key=backup.paths["r2"],
+            PartNumber=number,
+            UploadId=upload["UploadId"],
+            Body=chunk,
+            ChecksumAlgorithm="SHA256",
+        )
+        parts.append(
+            {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": answer["ChecksumSHA256"]}
+        )
+    stores.r2.complete_multipart_upload(
+        Bucket=stores.r2_bucket,
+        Key=backup.paths["r2"],
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": parts},
+    )
+
+    quick = run_dag()
+
+    assert quick.state == "success"
+    evidence = query(
+        stores,
+        "SELECT backend, evidence FROM backup_integrity_result WHERE run_id = %s ORDER BY backend",
+        [quick.run_id],
+    )
+    assert evidence == [{"backend": "b2", "evidence": "server_sha256"}, {"backend": "r2", "evidence": "size"}]
+    full = run_dag({"mode": "full"})
+    assert full.state == "success"

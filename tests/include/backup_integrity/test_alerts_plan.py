@@ -6,12 +6,14 @@ import pytest
 
 from include.backup_integrity.alerts import (
     SUMMARY,
+    CountedFailure,
     OpenAlert,
     covers,
     fingerprint_of,
     highest_severity,
     plan_alert_changes,
     store_answered,
+    summary_content,
 )
 from include.backup_integrity.records import (
     BACKEND_ERROR,
@@ -166,13 +168,17 @@ def test_a_pass_on_another_backend_resolves_nothing():
     assert plan.resolved == []
 
 
-def test_an_invalid_record_on_a_backend_is_resolved_once_the_store_is_asked():
+def test_an_invalid_record_stays_open_until_the_backup_passes():
     existing = open_alert(6, "b-1", "local", INVALID_RECORD)
 
     plan = plan_alert_changes([existing], [check_result("b-1", "local", MISSING, checked_at=LATER)], RUN_ID)
 
-    assert resolved_ids(plan) == [6]
+    assert resolved_ids(plan) == [], "a fixed row whose file is missing is not verified good"
     assert [a.key for a in plan.new] == [("b-1", "local", MISSING)]
+
+    plan = plan_alert_changes([existing], [check_result("b-1", "local", PASSED, checked_at=LATER)], RUN_ID)
+
+    assert resolved_ids(plan) == [6]
 
 
 def test_an_unknown_type_alert_is_resolved_once_the_backup_is_checked():
@@ -228,43 +234,50 @@ def test_a_single_failure_has_no_summary():
     assert plan.summary is None
 
 
-def test_several_failures_open_a_summary():
+def test_several_failures_ask_for_a_summary():
     results = [check_result("b-1", "r2", MISSING), check_result("b-2", "b2", BACKEND_ERROR, checked_at=LATER)]
 
     summary = plan_alert_changes([], results, RUN_ID).summary
 
     assert summary is not None
-    assert (summary.existing_id, summary.changed, summary.checked_at) == (None, True, LATER)
-    assert summary.severity == "CRITICAL"
-    assert summary.fingerprint == fingerprint_of(results)
+    assert (summary.existing_id, summary.existing_fingerprint, summary.checked_at) == (None, None, LATER)
     assert summary.failure_keys == [("b-1", "r2", MISSING), (None, "b2", BACKEND_ERROR)]
-    assert summary.details["kind"] == SUMMARY
-    assert (summary.details["failed_checks"], summary.details["failed_backups"]) == (2, 2)
 
 
-def summary_alert(alert_id, failures):
+def summary_alert(alert_id, counted):
     return OpenAlert(
-        alert_id, None, "CRITICAL", "ACTIVE", {"kind": SUMMARY, "fingerprint": fingerprint_of(failures)}
+        alert_id, None, "CRITICAL", "ACTIVE", {"kind": SUMMARY, "fingerprint": fingerprint_of(counted)}
     )
 
 
-def test_an_open_summary_with_the_same_failures_is_unchanged():
-    results = [check_result("b-1", "r2", MISSING), check_result("b-2", "r2", MISSING)]
+def test_an_open_summary_is_updated_by_a_run_with_a_single_failure():
+    counted = [CountedFailure("b-1", "r2", MISSING), CountedFailure("b-2", "r2", MISSING)]
 
-    summary = plan_alert_changes([summary_alert(11, results)], results, RUN_ID).summary
-
-    assert summary is not None
-    assert (summary.existing_id, summary.changed) == (11, False)
-
-
-def test_an_open_summary_with_other_failures_is_changed():
-    before = [check_result("b-1", "r2", MISSING), check_result("b-2", "r2", MISSING)]
-    now = [check_result("b-1", "r2", MISSING), check_result("b-3", "r2", MISSING)]
-
-    summary = plan_alert_changes([summary_alert(11, before)], now, RUN_ID).summary
+    plan = plan_alert_changes([summary_alert(11, counted)], [check_result("b-1", "r2", MISSING)], RUN_ID)
+    summary = plan.summary
 
     assert summary is not None
-    assert (summary.existing_id, summary.changed) == (11, True)
+    assert (summary.existing_id, summary.existing_fingerprint) == (11, fingerprint_of(counted))
+    assert summary.failure_keys == [("b-1", "r2", MISSING)]
+
+
+def test_summary_content_counts_failed_checks_and_takes_the_highest_severity():
+    counted = [
+        CountedFailure("b-1", "r2", MISSING),
+        CountedFailure(None, "b2", BACKEND_ERROR, checks=3),
+        CountedFailure("b-2", "local", INVALID_RECORD),
+    ]
+
+    severity, message, details = summary_content(counted, RUN_ID)
+
+    assert severity == "CRITICAL"
+    assert details["kind"] == SUMMARY
+    assert details["counts"] == {MISSING: 1, BACKEND_ERROR: 3, INVALID_RECORD: 1}
+    assert (details["missing_files"], details["backend_errors"], details["invalid_records"]) == (1, 3, 1)
+    assert (details["failed_checks"], details["failed_backups"]) == (5, 2)
+    assert details["fingerprint"] == fingerprint_of(counted)
+    assert "5 integrity failures" in message
+    assert summary_content([CountedFailure(None, "b2", BACKEND_ERROR, checks=2)], RUN_ID)[0] == "ERROR"
 
 
 def test_the_summary_is_neither_observed_nor_resolved_as_an_alert():
@@ -279,29 +292,33 @@ def test_the_summary_is_neither_observed_nor_resolved_as_an_alert():
 
 
 def test_the_fingerprint_is_the_set_of_failures():
-    a, b = check_result("b-1", "r2", MISSING), check_result("b-2", None, INVALID_RECORD)
+    a, b = CountedFailure("b-1", "r2", MISSING), CountedFailure("b-2", None, INVALID_RECORD)
 
     assert fingerprint_of([a, b]) == fingerprint_of([b, a, a])
     assert fingerprint_of([a, b]) != fingerprint_of([a])
-    assert fingerprint_of([a]) != fingerprint_of([check_result("b-1", "r2", SIZE_MISMATCH)])
+    assert fingerprint_of([a]) != fingerprint_of([CountedFailure("b-1", "r2", SIZE_MISMATCH)])
+    assert fingerprint_of([CountedFailure(None, "b2", BACKEND_ERROR, checks=2)]) == fingerprint_of(
+        [CountedFailure(None, "b2", BACKEND_ERROR, checks=5)]
+    ), "how many checks an outage affects does not change which failures are open"
 
 
 @pytest.mark.parametrize(
     ("alert_kind", "kind", "evidence", "expected"),
     [
         (MISSING, PASSED, EVIDENCE_SIZE, True),
-        (MISSING, SIZE_MISMATCH, None, True),
-        (MISSING, CHECKSUM_MISMATCH, EVIDENCE_CONTENT, True),
+        (MISSING, SIZE_MISMATCH, None, False),
+        (MISSING, CHECKSUM_MISMATCH, EVIDENCE_CONTENT, False),
         (MISSING, MISSING, None, False),
         (MISSING, BACKEND_ERROR, None, False),
         (SIZE_MISMATCH, PASSED, EVIDENCE_SIZE, True),
-        (SIZE_MISMATCH, CHECKSUM_MISMATCH, EVIDENCE_CONTENT, True),
+        (SIZE_MISMATCH, CHECKSUM_MISMATCH, EVIDENCE_CONTENT, False),
         (SIZE_MISMATCH, MISSING, None, False),
         (CHECKSUM_MISMATCH, PASSED, EVIDENCE_SIZE, False),
         (CHECKSUM_MISMATCH, PASSED, EVIDENCE_CONTENT, True),
         (CHECKSUM_MISMATCH, PASSED, EVIDENCE_SERVER_SHA256, True),
         (CHECKSUM_MISMATCH, SIZE_MISMATCH, None, False),
-        (INVALID_RECORD, MISSING, None, True),
+        (INVALID_RECORD, MISSING, None, False),
+        (INVALID_RECORD, PASSED, EVIDENCE_SIZE, True),
         (INVALID_RECORD, INVALID_RECORD, None, False),
         (INVALID_RECORD, BACKEND_ERROR, None, False),
         (BACKEND_ERROR, PASSED, EVIDENCE_CONTENT, False),

@@ -165,6 +165,10 @@ ENCODED = base64.b64encode(DIGEST).decode()
         ({"ChecksumSHA256": ENCODED, "ChecksumType": "FULL_OBJECT"}, CONTENT_SHA256),
         ({"ChecksumSHA256": ENCODED, "ChecksumType": "COMPOSITE"}, None),
         ({"ChecksumSHA256": f"{ENCODED}-3"}, None),
+        # A store that marks neither: a multipart object's ETag still ends in -<parts>.
+        ({"ChecksumSHA256": ENCODED, "ETag": '"9b2cf535f27731c974343645a3985328-3"'}, None),
+        ({"ChecksumSHA256": ENCODED, "ETag": '"9b2cf535f27731c974343645a3985328"'}, CONTENT_SHA256),
+        ({"ChecksumSHA256": ENCODED, "ETag": '"x-2"', "ChecksumType": "FULL_OBJECT"}, CONTENT_SHA256),
         ({"ChecksumSHA256": "not base64!"}, None),
         ({"ChecksumSHA256": base64.b64encode(DIGEST[:20]).decode()}, None),
         ({"ChecksumSHA256": ""}, None),

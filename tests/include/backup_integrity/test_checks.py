@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from include.backup_integrity.checks import (
@@ -83,6 +85,14 @@ def test_a_created_at_far_in_the_future_is_absurd():
     assert record_problem(backup_record(created_at="9999-12-31T00:00:00+00:00")) is not None
 
 
+def test_the_future_is_measured_from_the_runs_window_end():
+    window_end = datetime(2030, 1, 10, tzinfo=UTC)
+    record = backup_record(created_at="2030-01-09T23:00:00+00:00")
+
+    assert record_problem(record, window_end) is None
+    assert record_problem(record, window_end - timedelta(days=3)) is not None
+
+
 # ----------------------------------------------------------------------------- paths
 
 
@@ -92,7 +102,7 @@ def test_a_created_at_far_in_the_future_is_absurd():
         ("../full.dump", "contains '..'"),
         ("db/../../etc/passwd", "contains '..'"),
         ("db\\..\\full.dump", "contains '..'"),
-        ("/var/backups/full.dump", "is absolute; catalog paths must be relative"),
+        ("/var/backups/full.dump", "is absolute; catalog paths must be relative to local_root"),
         ("\\\\share\\full.dump", "is absolute"),
         ("C:/backups/full.dump", "is absolute"),
         ("c:\\backups\\full.dump", "is absolute"),
@@ -103,12 +113,23 @@ def test_a_created_at_far_in_the_future_is_absurd():
         ("db/", "names a folder, not a file"),
     ],
 )
-def test_unsafe_paths_are_refused_naming_the_backend(path, says):
-    problem = path_problem("b2", path)
+def test_unsafe_local_paths_are_refused(path, says):
+    problem = path_problem("local", path)
 
     assert problem is not None
-    assert problem.startswith(f"b2 path {path!r} ")
+    assert problem.startswith(f"local path {path!r} ")
     assert says in problem
+
+
+@pytest.mark.parametrize("key", ["../full.dump", "/full/x.enc", "db/../x", "C:/odd-but-valid-key"])
+def test_object_keys_are_names_not_paths(key):
+    assert path_problem("r2", key) is None
+    assert path_problem("b2", key) is None
+
+
+@pytest.mark.parametrize("key", ["db/full.dump\n", "db/\x00full.dump"])
+def test_object_keys_with_control_characters_are_refused(key):
+    assert "contains control characters" in path_problem("b2", key)
 
 
 @pytest.mark.parametrize("path", ["db/full.dump", "full..dump", "db/.hidden/x.tar.gz", "2026/03/01/wal-0001"])
@@ -153,7 +174,7 @@ def test_precheck_reports_a_bad_row_before_a_missing_path():
 
 
 def test_precheck_refuses_an_unsafe_path_and_keeps_it():
-    result = precheck(backup_record(r2_path="../x"), "r2", mode="full", checked_at=CHECKED_AT)
+    result = precheck(backup_record(local_path="../x"), "local", mode="full", checked_at=CHECKED_AT)
 
     assert result is not None
     assert (result["kind"], result["path"], result["mode"]) == (INVALID_RECORD, "../x", "full")

@@ -44,7 +44,7 @@ def _mask(value: str) -> None:
 
 
 def load_targets(conn_id: str = NOTIFY_CONN_ID) -> list[Target] | None:
-    """The connection's Apprise targets, or None when the connection does not exist."""
+    """The connection's Apprise targets; None when the connection does not exist, [] when it is unusable."""
     import apprise
     from airflow.providers.apprise.hooks.apprise import AppriseHook
     from airflow.sdk import BaseHook
@@ -54,14 +54,23 @@ def load_targets(conn_id: str = NOTIFY_CONN_ID) -> list[Target] | None:
         connection = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         return None
-    config = AppriseHook(apprise_conn_id=conn_id).get_config_from_conn(connection)
+    try:
+        config = AppriseHook(apprise_conn_id=conn_id).get_config_from_conn(connection)
+    except (KeyError, TypeError, ValueError):
+        log.error(
+            'connection %r has no valid extra.config (expected {"path": "<apprise url>"} or a list '
+            "of them); notifications stay queued until it is fixed",
+            conn_id,
+        )
+        return []
     entries = config if isinstance(config, list) else [config]
     targets: list[Target] = []
     for entry in entries:
-        path = entry["path"] if isinstance(entry, dict) else str(entry)
-        _mask(path)  # Apprise URLs in extra carry tokens and passwords Airflow does not mask
+        path = str(entry.get("path") or "") if isinstance(entry, dict) else str(entry)
+        if path:
+            _mask(path)  # Apprise URLs in extra carry tokens and passwords Airflow does not mask
         bundle = apprise.Apprise()
-        if not bundle.add(path):
+        if not path or not bundle.add(path):
             log.error("backup_notify: a configured target is not a valid Apprise URL; skipped")
             continue
         for service in bundle:
@@ -93,6 +102,9 @@ def deliver_pending(conn: Any, alerts_table: str, targets: list[Target] | None) 
                 "last_error = %s WHERE sent_at IS NULL",
                 [f"not sent: connection {NOTIFY_CONN_ID!r} is not configured"],
             )
+        return report
+    if not targets:
+        log.error("connection %r names no usable target: notifications stay queued", NOTIFY_CONN_ID)
         return report
     last_id = 0
     while True:

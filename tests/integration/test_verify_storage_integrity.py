@@ -644,3 +644,25 @@ def test_a_multipart_checksum_is_not_taken_for_the_contents_sha256(stores, run_d
     assert evidence == [{"backend": "b2", "evidence": "server_sha256"}, {"backend": "r2", "evidence": "size"}]
     full = run_dag({"mode": "full"})
     assert full.state == "success"
+
+
+def test_an_unusable_notify_connection_keeps_notices_queued(stores, run_dag, monkeypatch, webhook):
+    gone = seed_backup(stores)
+    delete(stores, gone, "b2")
+    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_NOTIFY", json.dumps({"conn_type": "apprise", "extra": {}}))
+
+    broken = run_dag()
+
+    assert broken.state == "failed"
+    assert [r["details"]["kind"] for r in alerts(stores)] == ["missing"]
+    assert [t.task_id for t in broken.dag_run.get_task_instances() if str(t.state) == "failed"] == [
+        "check_outcome"
+    ], "a broken channel never breaks verification"
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BACKUP_NOTIFY",
+        json.dumps({"conn_type": "apprise", "extra": {"config": {"path": webhook.apprise_url}}}),
+    )
+    run_dag()
+
+    assert [m["title"] for m in webhook.messages] == ["[CRITICAL] Backup integrity: missing on b2"]

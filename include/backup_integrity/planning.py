@@ -94,7 +94,8 @@ def plan_checks(
 
 def chunk_label(backend: str, index: int, count: int, part: list[BackupRecord]) -> str:
     """What a mapped task instance covers, for its name in the UI."""
+    position = f" {index + 1}/{count}" if count > 1 else ""
     if len(part) == 1:
-        return f"{backend}: {part[0]['filename']}"
+        return f"{backend}{position}: {part[0]['filename']}"
     newest, oldest = part[0]["created_at"][:16], part[-1]["created_at"][:16]
-    return f"{backend} {index + 1}/{count}: {len(part)} backups {oldest}..{newest}"
+    return f"{backend}{position}: {len(part)} backups {oldest}..{newest}"

@@ -495,7 +495,10 @@ def test_chunk_size_one_maps_one_task_per_backup_per_backend(stores, run_dag, mo
     assert outcome.state == "success"
     labels = mapped_labels(outcome)
     assert len(labels) == 3 + 3 + 2
-    assert sum(label.startswith("local: ") for label in labels) == 2
+    assert sorted(label.split(":")[0] for label in labels if label.startswith("local")) == [
+        "local 1/2",
+        "local 2/2",
+    ]
 
 
 def test_a_window_larger_than_max_map_length_is_chunked_to_fit(stores, run_dag, monkeypatch, airflow_env):

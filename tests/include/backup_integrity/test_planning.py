@@ -89,7 +89,7 @@ def test_chunk_size_one_gives_one_chunk_per_backup_per_backend():
     assert [(c["backend"], [b["id"] for b in c["backups"]]) for c in chunks] == [
         (backend, [record["id"]]) for backend in ("local", "r2", "b2") for record in records
     ]
-    assert chunks[0]["label"] == "local: backup-0.dump"
+    assert chunks[0]["label"] == "local 1/3: backup-0.dump"
 
 
 def test_chunks_are_filled_in_order_and_labelled_with_their_span():
@@ -99,7 +99,7 @@ def test_chunks_are_filled_in_order_and_labelled_with_their_span():
     assert [c["label"] for c in chunks] == [
         "r2 1/3: 2 backups 2026-03-09T08:30..2026-03-10T08:30",
         "r2 2/3: 2 backups 2026-03-07T08:30..2026-03-08T08:30",
-        "r2: backup-4.dump",
+        "r2 3/3: backup-4.dump",
     ]
 
 

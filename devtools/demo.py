@@ -19,24 +19,13 @@ import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from devtools.runs import DagRunOutcome, load_dag, use_throwaway_airflow
 
 
 def prepare_airflow_home() -> str:
     home = tempfile.mkdtemp(prefix="bi-demo-airflow-")
-    os.environ.update(
-        AIRFLOW_HOME=home,
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="CRITICAL",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    )
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        del os.environ[name]
+    use_throwaway_airflow(home, AIRFLOW__LOGGING__LOGGING_LEVEL="CRITICAL")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return home
 
@@ -163,19 +152,12 @@ def main() -> int:
             ),
             AIRFLOW_VAR_BACKUP_INTEGRITY=json.dumps({"local_root": local_root, "chunk_size": 5}),
         )
-        from airflow.dag_processing.dagbag import DagBag
-
-        from devtools.runs import DagRunOutcome
-
         print(
             f"seeded {len(labels)} backups into a local folder, R2 ({r2.endpoint_url}) and "
             f"B2 ({b2.endpoint_url}); running verify_storage_integrity in {args.mode} mode ..."
         )
         for _ in range(args.runs):
-            dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("verify_storage_integrity")
-            for task in dag.tasks:
-                task.retries = 0
-            outcome = DagRunOutcome(dag.test(run_conf={"mode": args.mode}))
+            outcome = DagRunOutcome(load_dag().test(run_conf={"mode": args.mode}))
             print_report(outcome, stores, labels, webhook, smtp)
         shutil.rmtree(local_root, ignore_errors=True)
     finally:

@@ -6,10 +6,52 @@ Shared by the tests and the demo.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from devtools.seed import Stores
+
+REPO = Path(__file__).resolve().parents[1]
+DAG_ID = "verify_storage_integrity"
+
+
+def use_throwaway_airflow(home: str, **settings: str) -> None:
+    """Point Airflow (not yet imported) at a SQLite metadata DB in ``home`` and this repo's folders.
+
+    ``settings`` are further ``AIRFLOW__…`` variables. AWS_* variables of this machine
+    (AWS_CA_BUNDLE among them) are dropped: they must not steer clients of the local S3 servers.
+    """
+    os.environ.update(
+        AIRFLOW_HOME=home,
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **settings,
+    )
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        del os.environ[name]
+
+
+def load_dag() -> Any:
+    """Parse the DAG file afresh, as every Airflow worker process does, with retries off.
+
+    ``dag.test()`` runs tasks in this process and merges a run's conf into the
+    task objects' params, so reusing one parsed DAG would leak one run's params
+    into the next. A retry under ``dag.test()`` waits out retry_delay; callers
+    that need retries set them.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    loaded = bag.get_dag(DAG_ID)
+    for task in loaded.tasks:
+        task.retries = 0
+    return loaded
 
 
 class DagRunOutcome:

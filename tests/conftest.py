@@ -25,24 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-_AIRFLOW_HOME = tempfile.mkdtemp(prefix="bi-airflow-home-")
-_TEST_ENV = {
-    "AIRFLOW_HOME": _AIRFLOW_HOME,
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
-    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": "",
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-}
-os.environ.update(_TEST_ENV)
-for _name in [k for k in os.environ if k.startswith("AWS_")]:
-    # This machine's AWS_CA_BUNDLE and friends must not steer clients of the local S3 servers.
-    del os.environ[_name]
+from devtools.runs import DagRunOutcome, load_dag, use_throwaway_airflow  # noqa: E402
 
-from devtools.runs import DagRunOutcome  # noqa: E402
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="bi-airflow-home-")
+use_throwaway_airflow(
+    _AIRFLOW_HOME,
+    AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+    AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+    AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP="",
+)
+
 from devtools.seed import Stores, create_buckets, create_catalog  # noqa: E402
 from devtools.services import (  # noqa: E402
     MotoServer,
@@ -53,8 +45,6 @@ from devtools.services import (  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-DAG_ID = "verify_storage_integrity"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -186,24 +176,6 @@ def set_variable(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any] | str) -
 
 
 # ----------------------------------------------------------------------------- running the DAG
-
-
-def load_dag() -> Any:
-    """Parse the DAG file afresh, as every Airflow worker process does.
-
-    ``dag.test()`` runs tasks in this process and merges a run's conf into the
-    task objects' params, so reusing one parsed DAG would leak one run's params
-    into the next.
-    """
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert not bag.import_errors, bag.import_errors
-    loaded = bag.get_dag(DAG_ID)
-    for task in loaded.tasks:
-        # A retry under dag.test() waits out retry_delay; tests that need retries set them.
-        task.retries = 0
-    return loaded
 
 
 def window_end_for(logical_date: datetime) -> datetime:

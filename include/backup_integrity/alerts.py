@@ -13,10 +13,9 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog import table
+from include.backup_integrity.catalog import parse_timestamp, table
 from include.backup_integrity.db import sql
 from include.backup_integrity.records import (
     BACKEND_ERROR,
@@ -33,6 +32,7 @@ from include.backup_integrity.statistics import COUNTER_BY_KIND
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
 
 ALERT_TYPE = "INTEGRITY_FAILURE"
 OPEN_STATUSES = ("ACTIVE", "ACKNOWLEDGED")
@@ -75,7 +75,7 @@ class OpenAlert:
 
     @property
     def last_seen(self) -> datetime | None:
-        return parse_time(self.details.get("last_seen"))
+        return parse_timestamp(self.details.get("last_seen"))
 
 
 @dataclass
@@ -113,6 +113,7 @@ class SummaryChange:
 
     existing_id: int | None
     existing_fingerprint: str | None
+    existing_alert_ids: list[int]
     checked_at: str
     failure_keys: list[AlertKey]
 
@@ -133,15 +134,6 @@ class AlertPlan:
     observed: list[Observed] = field(default_factory=list)
     resolved: list[Resolution] = field(default_factory=list)
     summary: SummaryChange | None = None
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def highest_severity(severities: Iterable[str]) -> str:
@@ -340,6 +332,9 @@ def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult],
         plan.summary = SummaryChange(
             existing_id=existing_summary.id if existing_summary else None,
             existing_fingerprint=existing_summary.details.get("fingerprint") if existing_summary else None,
+            existing_alert_ids=[int(i) for i in existing_summary.details.get("alert_ids", [])]
+            if existing_summary
+            else [],
             checked_at=max(r["checked_at"] for r in failures),
             failure_keys=list(grouped),
         )
@@ -352,7 +347,7 @@ def _first_routed_check(results: list[CheckResult], backup_id: str | None) -> Ch
 
 
 def _later(checked_at: str, last_seen: datetime | None) -> bool:
-    when = parse_time(checked_at)
+    when = parse_timestamp(checked_at)
     return when is not None and (last_seen is None or when > last_seen)
 
 
@@ -415,7 +410,7 @@ def _observe(
     current = cur.fetchone()[0] or {}
     merged = dict(current)
     merged["occurrences"] = occurrences
-    newer = _later(checked_at, parse_time(current.get("last_seen")))
+    newer = _later(checked_at, parse_timestamp(current.get("last_seen")))
     if newer:
         # The latest observation describes the failure; first_seen never moves.
         merged.update({k: v for k, v in details.items() if k not in ("first_seen", "occurrences")})
@@ -566,13 +561,7 @@ def _apply_summary(
     """Open the summary, or update the open one to count this run's failures and those still open."""
     if change is None:
         return None
-    wanted = {alert_ids[k] for k in change.failure_keys if k in alert_ids}
-    if change.existing_id is not None:
-        cur.execute(
-            sql.SQL("SELECT details FROM {t} WHERE id = %s").format(t=table(alerts_table)),
-            [change.existing_id],
-        )
-        wanted |= {int(i) for i in (cur.fetchone()[0] or {}).get("alert_ids", [])}
+    wanted = {alert_ids[k] for k in change.failure_keys if k in alert_ids} | set(change.existing_alert_ids)
     counted = _counted_failures(cur, alerts_table, wanted)
     if not counted:
         return change.existing_id
@@ -623,13 +612,7 @@ def _resolve_finished_summaries(cur: Any, alerts_table: str, keep_open: int | No
     newest = keep_open if keep_open is not None else (summaries[0][0] if summaries else None)
     for summary_id, details in summaries:
         counted = [int(i) for i in (details or {}).get("alert_ids", [])]
-        still_open = 0
-        if counted:
-            cur.execute(
-                sql.SQL("SELECT count(*) FROM {t} WHERE id = ANY(%s) AND status = ANY(%s)").format(t=t),
-                [counted, list(OPEN_STATUSES)],
-            )
-            still_open = cur.fetchone()[0]
+        still_open = len(_counted_failures(cur, alerts_table, counted))
         if summary_id == newest and still_open:
             continue
         reason = "all counted alerts resolved" if not still_open else "superseded by a newer summary"

@@ -34,10 +34,15 @@ def table(name: str) -> sql.Composable:
     return sql.Identifier(*name.split("."))
 
 
+def lock(cur: Any) -> None:
+    """Take the verifier's lock until the transaction ends: serialises concurrent runs' writes."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+
+
 def ensure_schema(conn: Any) -> None:
     """Create the verifier's own tables if they are not there yet (idempotent, race-safe)."""
     with transaction(conn) as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+        lock(cur)
         cur.execute(read_sql("integrity_tables.sql"))
 
 
@@ -164,12 +169,12 @@ def update_metadata(cur: Any, settings: Settings, summaries: dict[str, dict[str,
     return updated
 
 
-def parse_timestamp(value: str | None) -> datetime | None:
+def parse_timestamp(value: Any) -> datetime | None:
     """An ISO 8601 time (``Z`` accepted; naive taken as UTC), or None when absent or unreadable."""
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -64,11 +64,12 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         conn.commit()
     finally:
         conn.close()
+    map_limit = max_map_length()
     chunks, decided = plan_checks(
         records,
         settings,
         options.mode,
-        max_chunks=max_map_length(),
+        max_chunks=map_limit,
         now=max(window_end, datetime.now(UTC)),
     )
     for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
@@ -78,7 +79,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
             "chunk_size %d would map more than max_map_length=%d task instances; "
             "using %d backups per chunk for this run",
             settings.chunk_size,
-            max_map_length(),
+            map_limit,
             len(chunks[0]["backups"]),
         )
     log.info(
@@ -156,9 +157,9 @@ def record_and_alert(
     results = flatten(chunk_results, plan["decided"])
     conn = connect_catalog()
     try:
-        catalog.ensure_schema(conn)
+        # select_backups created the verifier's tables at the start of this run.
         with transaction(conn) as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [catalog.ADVISORY_LOCK_KEY])
+            catalog.lock(cur)
             catalog.record_run(cur, run_id, dag_id, dict(statistics))
             catalog.record_results(cur, run_id, results)
             summaries = catalog.backup_check_summaries(results, run_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DAG_ID, REPO
+from devtools.runs import DAG_ID, REPO
 
 DAG_FILES = sorted(str(p) for p in (REPO / "dags").glob("*.py"))
 

@@ -5,12 +5,15 @@ Every hour, prove that each recent backup is present and intact in every place
 it is stored (the local folder, Cloudflare R2 and Backblaze B2), and raise
 deduplicated alerts the moment one is not.
 
-1. `select_backups` validates the `backup_integrity` Variable, reads the COMPLETED
-   backups of the run's window from the catalog (`backup_catalog`) and splits
-   the checks into chunks per backend.
-2. `verify_chunk` is mapped over those chunks: existence and size, plus the
-   SHA-256 of the content in `full` mode (or the store's own SHA-256 in `quick`
-   mode when it has one). Problems become results, never task failures.
+1. `select_backups` validates the `backup_integrity` Variable, sizes the run's
+   scope (COMPLETED backups of the window) in the catalog (`backup_catalog`) and
+   splits each backend's keys into at most `max_chunks_per_backend` ranges.
+2. `verify_chunk` is mapped over those ranges: existence and size from folder
+   listings; content from the fingerprint recorded when the object's SHA-256
+   was last proven, the store's own SHA-256, and reads: every object in `full`
+   mode, this hour's slice of the weekly re-hash (and anything changed) in
+   `rolling` mode (the default), none in `quick` mode. Problems become
+   results, never task failures.
 3. `aggregate_results` returns the run's statistics.
 4. `raise_alerts` writes results, `metadata.last_integrity_check` and alert rows
    in one transaction, then notifies through `backup_notify` (Apprise).
@@ -26,7 +29,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
-from include.backup_integrity.records import CheckResult, Chunk, Statistics
+from include.backup_integrity.records import Chunk, ChunkOutcome, Statistics
 
 
 def report_verifier_crash(context) -> None:
@@ -48,10 +51,12 @@ def report_verifier_crash(context) -> None:
     on_failure_callback=report_verifier_crash,
     params={
         "mode": Param(
-            "quick",
-            enum=["quick", "full"],
-            description="quick: existence, size and the store's own SHA-256 (no downloads); "
-            "full: also read every object and compare its SHA-256.",
+            "rolling",
+            enum=["rolling", "quick", "full"],
+            description="rolling: quick checks of everything plus this hour's slice of the rotating "
+            "full re-hash (and a re-read of anything changed); quick: existence, size, fingerprints "
+            "and the store's own SHA-256, never a download; full: read every object and compare "
+            "its SHA-256.",
         ),
         "lookback_days": Param(
             None,
@@ -91,14 +96,15 @@ def verify_storage_integrity():
             raise AirflowFailException(str(error)) from None  # retrying cannot fix configuration
         chunks = plan.pop("chunks")
         ti.xcom_push(key="plan", value=plan)
+        ti.xcom_push(key="settings", value=plan["settings"])
         return chunks
 
-    @task(map_index_template="{{ chunk_label }}", retries=1)
-    def verify_chunk(chunk: Chunk, plan: dict) -> list[CheckResult]:
+    @task(map_index_template="{{ chunk_label }}", retries=1, multiple_outputs=False)
+    def verify_chunk(chunk: Chunk, settings: dict, run_id=None) -> ChunkOutcome:
         from include.backup_integrity.pipeline import verify
 
         get_current_context()["chunk_label"] = chunk["label"]
-        return verify(chunk, plan["settings"])
+        return verify(chunk, settings, run_id)
 
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
     @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
@@ -126,7 +132,7 @@ def verify_storage_integrity():
 
     chunks = select_backups()
     plan = chunks["plan"]
-    chunk_results = verify_chunk.partial(plan=plan).expand(chunk=chunks)
+    chunk_results = verify_chunk.partial(settings=chunks["settings"]).expand(chunk=chunks)
     statistics = aggregate_results(chunk_results, plan)
     alerts = raise_alerts(chunk_results, plan, statistics)
     alerts >> check_outcome(statistics)

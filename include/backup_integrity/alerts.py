@@ -20,8 +20,7 @@ from include.backup_integrity.db import sql
 from include.backup_integrity.records import (
     BACKEND_ERROR,
     CHECKSUM_MISMATCH,
-    EVIDENCE_CONTENT,
-    EVIDENCE_SERVER_SHA256,
+    CONTENT_EVIDENCE,
     INVALID_RECORD,
     MISSING,
     PASSED,
@@ -150,7 +149,7 @@ def covers(alert_kind: str, result: CheckResult) -> bool:
         return False
     if alert_kind == CHECKSUM_MISMATCH:
         # Only a content verification clears a content failure, never a size check.
-        return result["evidence"] in (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256)
+        return result["evidence"] in CONTENT_EVIDENCE
     return alert_kind in (MISSING, SIZE_MISMATCH, INVALID_RECORD)
 
 

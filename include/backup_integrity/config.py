@@ -19,11 +19,12 @@ NOTIFY_CONN_ID = "backup_notify"
 BACKEND_CONN_IDS = {"r2": "backup_r2", "b2": "backup_b2"}
 
 BACKENDS = ("local", "r2", "b2")
-MODES = ("quick", "full")
+MODES = ("quick", "rolling", "full")
+DEFAULT_MODE = "rolling"
 
 #: The DAG's trigger params and their defaults (the trigger form shows these).
 PARAM_DEFAULTS: dict[str, Any] = {
-    "mode": "quick",
+    "mode": DEFAULT_MODE,
     "lookback_days": None,
     "max_backups": None,
     "backup_ids": [],
@@ -59,6 +60,9 @@ class Settings:
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXPECTED_BACKENDS.items()}
     )
     chunk_size: int = 50
+    max_chunks_per_backend: int = 8
+    rehash_period_days: int = 7
+    rehash_budget_bytes: int | None = None
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -163,6 +167,18 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         values["max_backups"] = _require_int("max_backups", data["max_backups"], minimum=1, nullable=True)
     if "chunk_size" in data:
         values["chunk_size"] = _require_int("chunk_size", data["chunk_size"], minimum=1)
+    if "max_chunks_per_backend" in data:
+        values["max_chunks_per_backend"] = _require_int(
+            "max_chunks_per_backend", data["max_chunks_per_backend"], minimum=1
+        )
+    if "rehash_period_days" in data:
+        values["rehash_period_days"] = _require_int(
+            "rehash_period_days", data["rehash_period_days"], minimum=0
+        )
+    if "rehash_budget_bytes" in data:
+        values["rehash_budget_bytes"] = _require_int(
+            "rehash_budget_bytes", data["rehash_budget_bytes"], minimum=1, nullable=True
+        )
     if "expected_backends" in data:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
     return replace(Settings(), **values)
@@ -193,7 +209,7 @@ def params_of_run(conf: dict[str, Any] | None) -> dict[str, Any]:
 def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> RunOptions:
     """Apply the trigger params to the Variable's settings for one run."""
     params = dict(params or {})
-    mode = params.get("mode") or "quick"
+    mode = params.get("mode") or DEFAULT_MODE
     if mode not in MODES:
         raise ConfigError(f"trigger param 'mode': expected one of {list(MODES)!r}, got {mode!r}")
     lookback = _param_int("lookback_days", params.get("lookback_days"), 1)

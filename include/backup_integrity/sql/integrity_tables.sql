@@ -60,3 +60,28 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx
     ON backup_integrity_notification (id) WHERE sent_at IS NULL;
+
+-- One row per (backup, backend): the last check, the store's fingerprint, and when the
+-- object's SHA-256 was last proven (by reading it byte for byte, or by the store).
+-- An hourly run passes an object whose listing fingerprint still equals sha256_fingerprint
+-- without downloading it; last_read_at orders the rotating full re-hash (oldest first).
+CREATE TABLE IF NOT EXISTS backup_integrity_object (
+    backup_id uuid NOT NULL,
+    backend text NOT NULL,
+    path text NULL,
+    last_kind text NOT NULL,
+    last_evidence text NULL,
+    last_checked_at timestamptz NOT NULL,
+    last_run_id text NOT NULL,
+    fingerprint text NULL,
+    sha256 text NULL,
+    sha256_evidence text NULL,
+    sha256_fingerprint text NULL,
+    sha256_verified_at timestamptz NULL,
+    last_read_at timestamptz NULL,
+    last_read_bytes bigint NULL,
+    probed_fingerprint text NULL,
+    PRIMARY KEY (backup_id, backend)
+);
+CREATE INDEX IF NOT EXISTS backup_integrity_object_read_idx
+    ON backup_integrity_object (backend, last_read_at NULLS FIRST, backup_id);

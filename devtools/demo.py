@@ -106,7 +106,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=["quick", "full"], default="quick")
+    parser.add_argument("--mode", choices=["rolling", "quick", "full"], default="rolling")
     parser.add_argument("--runs", type=int, default=2, help="runs in a row (the 2nd shows dedup)")
     args = parser.parse_args()
 

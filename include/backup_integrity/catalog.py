@@ -185,9 +185,30 @@ def update_metadata_lazily(
                 continue  # a later check (e.g. by a newer concurrent run) is already recorded
             rows.append((json.dumps(summary_for(backup_id)), backup_id))
         if rows:
-            cur.executemany(update, rows)
+            _apply_metadata(cur, t, update, rows)
             updated += len(rows)
     return updated
+
+
+def _apply_metadata(cur: Any, t: sql.Composable, update: sql.Composable, rows: list[tuple[str, str]]) -> None:
+    """One UPDATE … FROM a COPY-filled staging table (psycopg 3), else one statement per row."""
+    if not hasattr(cur, "copy"):
+        cur.executemany(update, rows)
+        return
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_last_integrity_check (summary jsonb, id uuid) ON COMMIT DROP"
+    )
+    cur.execute("TRUNCATE stage_last_integrity_check")
+    with cur.copy("COPY stage_last_integrity_check (summary, id) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(
+        sql.SQL(
+            "UPDATE {t} AS b SET metadata = COALESCE(b.metadata, '{{}}'::jsonb) "
+            "|| jsonb_build_object('last_integrity_check', s.summary) "
+            "FROM stage_last_integrity_check s WHERE b.id = s.id"
+        ).format(t=t)
+    )
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.db import bulk_upsert
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
@@ -35,6 +37,29 @@ _STATE_COLUMNS = (
     "fingerprint, sha256, sha256_evidence, sha256_fingerprint, sha256_verified_at, "
     "last_read_at, last_read_bytes, probed_fingerprint"
 )
+RESULT_COLUMNS = [
+    "run_id",
+    "backup_id",
+    "backend",
+    "kind",
+    "mode",
+    "evidence",
+    "path",
+    "message",
+    "expected",
+    "actual",
+    "checked_at",
+]
+OBJECT_COLUMNS = [
+    "backup_id",
+    "backend",
+    "path",
+    "last_kind",
+    "last_evidence",
+    "last_checked_at",
+    "last_run_id",
+    *_STATE_COLUMNS.split(", "),
+]
 
 
 def load_states(conn: Any, backend: str, backup_ids: list[str]) -> dict[str, ObjectState]:
@@ -99,29 +124,20 @@ def save_checks(
                 state.probed_fingerprint,
             )
         )
-    if result_rows:
-        cur.executemany(
-            "INSERT INTO backup_integrity_result (run_id, backup_id, backend, kind, mode, evidence, "
-            "path, message, expected, actual, checked_at) "
-            "VALUES (%s, %s::uuid, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s) "
-            "ON CONFLICT (run_id, backup_id, backend) DO UPDATE SET kind = EXCLUDED.kind, "
-            "mode = EXCLUDED.mode, evidence = EXCLUDED.evidence, path = EXCLUDED.path, "
-            "message = EXCLUDED.message, expected = EXCLUDED.expected, actual = EXCLUDED.actual, "
-            "checked_at = EXCLUDED.checked_at",
-            result_rows,
-        )
-    if state_rows:
-        cur.executemany(
-            "INSERT INTO backup_integrity_object (backup_id, backend, path, last_kind, last_evidence, "
-            f"last_checked_at, last_run_id, {_STATE_COLUMNS}) "
-            "VALUES (%s::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (backup_id, backend) DO UPDATE SET path = EXCLUDED.path, "
-            "last_kind = EXCLUDED.last_kind, last_evidence = EXCLUDED.last_evidence, "
-            "last_checked_at = EXCLUDED.last_checked_at, last_run_id = EXCLUDED.last_run_id, "
-            "fingerprint = EXCLUDED.fingerprint, sha256 = EXCLUDED.sha256, "
-            "sha256_evidence = EXCLUDED.sha256_evidence, sha256_fingerprint = EXCLUDED.sha256_fingerprint, "
-            "sha256_verified_at = EXCLUDED.sha256_verified_at, last_read_at = EXCLUDED.last_read_at, "
-            "last_read_bytes = EXCLUDED.last_read_bytes, probed_fingerprint = EXCLUDED.probed_fingerprint "
-            "WHERE backup_integrity_object.last_checked_at <= EXCLUDED.last_checked_at",
-            state_rows,
-        )
+    bulk_upsert(
+        cur,
+        "backup_integrity_result",
+        RESULT_COLUMNS,
+        result_rows,
+        "run_id, backup_id, backend",
+        ", ".join(f"{c} = EXCLUDED.{c}" for c in RESULT_COLUMNS[3:]),
+    )
+    bulk_upsert(
+        cur,
+        "backup_integrity_object",
+        OBJECT_COLUMNS,
+        state_rows,
+        "backup_id, backend",
+        ", ".join(f"{c} = EXCLUDED.{c}" for c in OBJECT_COLUMNS[2:])
+        + " WHERE backup_integrity_object.last_checked_at <= EXCLUDED.last_checked_at",
+    )

@@ -60,7 +60,7 @@ class Listed:
 
 @dataclass
 class FolderListing:
-    """The wanted names a listing found (absent names: the store says they are not there)."""
+    """The wanted keys a listing found (absent keys: the store says they are not there)."""
 
     entries: dict[str, Listed]
     requests: int
@@ -76,8 +76,8 @@ class Backend(Protocol):
 
     def observe(self, path: str, *, read_content: bool) -> Observation: ...
 
-    def list_folder(self, folder: str, names: list[str]) -> FolderListing:
-        """List ``folder`` ("" or ending in "/") for ``names`` (sorted), paging only as far as needed."""
+    def list_keys(self, keys: list[str]) -> FolderListing:
+        """List the store around ``keys``: what it found, keyed by path (absent: not there)."""
 
     def read(self, path: str, listed: Listed | None) -> Observation:
         """Read the object byte for byte and hash it."""
@@ -86,6 +86,16 @@ class Backend(Protocol):
         """Ask about one object (a HEAD): a store checksum, metadata, or that it is not there."""
 
     def describe(self, path: str) -> str: ...
+
+
+def shared_start(first: str, last: str) -> str:
+    """The characters two keys begin with (a listing prefix; keys are names, not paths)."""
+    length = 0
+    for a, b in zip(first, last, strict=False):
+        if a != b:
+            break
+        length += 1
+    return first[:length]
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -121,6 +131,22 @@ class LocalBackend:
     def _count(self, what: str) -> None:
         with self._lock:
             self.requests[what] += 1
+
+    def list_keys(self, keys: list[str]) -> FolderListing:
+        """One ``os.scandir`` per folder the keys live in."""
+        folders: dict[str, list[str]] = {}
+        for key in keys:
+            folder, name = split_path(key)
+            folders.setdefault(folder, []).append(name)
+        found: dict[str, Listed] = {}
+        requests = 0
+        for folder, names in folders.items():
+            listing = self.list_folder(folder, names)
+            requests += listing.requests
+            if listing.error:
+                return FolderListing(found, requests, listing.error)
+            found.update({folder + name: entry for name, entry in listing.entries.items()})
+        return FolderListing(found, requests)
 
     def list_folder(self, folder: str, names: list[str]) -> FolderListing:
         """One ``os.scandir`` of the folder; entries are lstat-ed, symlinks never followed."""
@@ -364,17 +390,19 @@ class S3Backend:
         with self._lock:
             self.requests[what] += 1
 
-    def list_folder(self, folder: str, names: list[str]) -> FolderListing:
-        """ListObjectsV2 of one folder (no recursion), from just before the first name to the last.
+    def list_keys(self, keys: list[str]) -> FolderListing:
+        """ListObjectsV2 from just before the first key to the last, under their common prefix.
 
-        One request answers up to 1,000 objects; paging stops once past the last wanted name.
+        One request answers up to 1,000 keys whatever the folder layout; paging stops
+        once past the last wanted key.
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
-        wanted = set(names)
-        first, last = folder + min(names), folder + max(names)
-        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": folder, "Delimiter": "/"}
-        if len(first) > len(folder):
+        wanted = set(keys)
+        first, last = min(keys), max(keys)
+        prefix = shared_start(first, last)
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if first:
             request["StartAfter"] = first[:-1]  # a proper prefix of ``first`` sorts just before it
         entries: dict[str, Listed] = {}
         requests = 0
@@ -389,9 +417,8 @@ class S3Backend:
                     if key > last:
                         past_last = True
                         break
-                    name = key[len(folder) :]
-                    if name in wanted:
-                        entries[name] = s3_listed(item)
+                    if key in wanted:
+                        entries[key] = s3_listed(item)
                 if past_last or not page.get("IsTruncated"):
                     break
                 request["ContinuationToken"] = page["NextContinuationToken"]

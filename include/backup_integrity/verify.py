@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from include.backup_integrity.backends import split_path
+from include.backup_integrity.backends import FolderListing
 from include.backup_integrity.checks import Observation, classify, make_result, path_for, precheck
 from include.backup_integrity.object_state import ObjectState
 from include.backup_integrity.planning import utc_now_iso
@@ -35,13 +35,16 @@ from include.backup_integrity.records import (
 from include.backup_integrity.rotation import is_due
 
 if TYPE_CHECKING:
-    from include.backup_integrity.backends import Backend, FolderListing, Listed
+    from include.backup_integrity.backends import Backend, Listed
     from include.backup_integrity.records import BackupRecord, CheckResult, Chunk, ChunkOutcome
 
 log = logging.getLogger(__name__)
 
 #: Requests or reads in flight at once within one chunk.
 CONCURRENCY = 8
+
+#: Keys per listing: S3 answers up to 1,000 per request, so a batch costs one request when dense.
+LISTING_BATCH = 1000
 
 #: Seconds between progress lines in the task log of a long chunk.
 PROGRESS_INTERVAL_SECONDS = 30.0
@@ -141,9 +144,11 @@ def verify_chunk(
             new_states[record["id"]] = states.get(record["id"], ObjectState())
         todo = []
 
-    folders: dict[str, list[BackupRecord]] = defaultdict(list)
-    for record in todo:
-        folders[split_path(path_for(record, backend.name) or "")[0]].append(record)
+    todo.sort(key=lambda r: path_for(r, backend.name) or "")
+    batches = [
+        [path_for(r, backend.name) or "" for r in todo[i : i + LISTING_BATCH]]
+        for i in range(0, len(todo), LISTING_BATCH)
+    ]
 
     bytes_read = objects_read = 0
     with (
@@ -151,32 +156,31 @@ def verify_chunk(
         ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix=f"verify-{backend.name}") as pool,
     ):
 
-        def list_one(folder: str) -> FolderListing:
-            names = sorted(split_path(path_for(r, backend.name) or "")[1] for r in folders[folder])
+        def list_batch(keys: list[str]) -> FolderListing:
             try:
-                return backend.list_folder(folder, names)
+                return backend.list_keys(keys)
             except Exception as exc:
-                log.exception("unexpected error listing %s on %s", folder, backend.name)
-                from include.backup_integrity.backends import FolderListing
-
+                log.exception("unexpected error listing %s..%s on %s", keys[0], keys[-1], backend.name)
                 return FolderListing({}, 0, f"unexpected {type(exc).__name__}: {exc}")
 
-        listings = dict(zip(folders, pool.map(list_one, folders), strict=True))
-        for folder, listing in listings.items():
+        listing_of: dict[str, FolderListing] = {}
+        for keys, listing in zip(batches, pool.map(list_batch, batches), strict=True):
             if listing.error:
                 log.warning(
-                    "%s: listing %r failed (%s); asking about each object instead",
+                    "%s: listing %r..%r failed (%s); asking about each object instead",
                     chunk["label"],
-                    folder,
+                    keys[0],
+                    keys[-1],
                     listing.error,
                 )
+            for key in keys:
+                listing_of[key] = listing
 
         def check(record: BackupRecord) -> ObjectCheck:
             path = path_for(record, backend.name) or ""
-            folder, name = split_path(path)
             state = states.get(record["id"], ObjectState())
             try:
-                done = check_object(record, backend, path, listings[folder], name, state, chunk)
+                done = check_object(record, backend, path, listing_of[path], state, chunk)
             except Exception as exc:
                 log.exception("unexpected error checking %s on %s", record["id"], backend.name)
                 done = ObjectCheck(
@@ -243,13 +247,12 @@ def check_object(
     backend: Backend,
     path: str,
     listing: FolderListing,
-    name: str,
     state: ObjectState,
     chunk: Chunk,
 ) -> ObjectCheck:
     """Decide one object from its listing entry, asking the store only what the listing cannot say."""
     mode = chunk["mode"]
-    listed: Listed | None = listing.entries.get(name)
+    listed: Listed | None = listing.entries.get(path)
     if listing.error or listed is None:
         # The listing could not answer, or says "not there": ask about the object itself,
         # so that "missing" is always the store's own answer about this key.

@@ -144,9 +144,7 @@ def test_a_run_that_finished_in_time_raises_nothing(stores, airflow_env, verifie
     assert webhook.messages == []
 
 
-def test_stall_after_hours_comes_from_the_variable(
-    stores, airflow_env, verifier_runs, webhook, monkeypatch
-):
+def test_stall_after_hours_comes_from_the_variable(stores, airflow_env, verifier_runs, webhook, monkeypatch):
     verifier_runs(T0 - 3 * HOUR, "success")  # finished, but for the hour before the overdue one
     assert run_watchdog(T0)["alert"] == "opened"
     [alert] = stalled_alerts(stores)
@@ -158,7 +156,9 @@ def test_stall_after_hours_comes_from_the_variable(
     assert report["alert"] == "resolved"
 
 
-def test_the_verifier_neither_counts_nor_resolves_the_stall_alert(stores, airflow_env, verifier_runs, run_dag):
+def test_the_verifier_neither_counts_nor_resolves_the_stall_alert(
+    stores, airflow_env, verifier_runs, run_dag
+):
     run_watchdog(T0)
     [stall] = stalled_alerts(stores)
     gone = seed_backup(stores)

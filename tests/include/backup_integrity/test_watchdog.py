@@ -18,7 +18,8 @@ def counter(runs: list[tuple[datetime, str]]):
         return sum(
             1
             for logical_date, state in runs
-            if (logical_dates is None or logical_date in logical_dates) and (states is None or state in states)
+            if (logical_dates is None or logical_date in logical_dates)
+            and (states is None or state in states)
         )
 
     return count

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with the pinned requirements, and make sure a PostgreSQL server is available.
+# Create .venv with the pinned requirements, and make sure PostgreSQL and Redis servers are available.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,16 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   else
     echo "setup: PostgreSQL's initdb/pg_ctl are needed (Debian: sudo apt-get install postgresql)" >&2
     exit 1
+  fi
+fi
+
+# The CeleryExecutor end-to-end test starts a Redis broker of its own (Debian's redis-server).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing redis-server from Debian's packages" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "setup: redis-server is needed by the Celery end-to-end test (Debian: sudo apt-get install redis-server)" >&2
   fi
 fi
 

@@ -584,7 +584,19 @@ def _apply_summary(
         )
         return summary_id
     latest = _observe(cur, alerts_table, change.existing_id, run_id, checked_at, severity, message, details)
-    if latest and details["fingerprint"] != change.existing_fingerprint:
+    if not latest:
+        # Concurrent runs (a backfill) commit in any order: a run whose checks are older than the
+        # summary's last_seen still adds its open failures, so what it counts never depends on order.
+        counted = {
+            k: v for k, v in details.items() if k not in ("run_id", "first_seen", "last_seen", "occurrences")
+        }
+        cur.execute(
+            sql.SQL(
+                "UPDATE {t} SET details = details || %s::jsonb, message = %s, severity = %s WHERE id = %s"
+            ).format(t=table(alerts_table)),
+            [json.dumps(counted), message, severity, change.existing_id],
+        )
+    if details["fingerprint"] != change.existing_fingerprint:
         _queue_notice(
             cur,
             change.existing_id,

@@ -63,6 +63,8 @@ class Settings:
     max_chunks_per_backend: int = 8
     rehash_period_days: int = 7
     rehash_budget_bytes: int | None = None
+    #: The watchdog alerts when no run has finished this many hours after its scheduled time.
+    stall_after_hours: float = 2
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -97,6 +99,12 @@ def _require_int(key: str, value: Any, *, minimum: int, nullable: bool = False) 
         raise ConfigError(f"{_where(key)}: expected {kind}, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{_where(key)}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _require_positive_number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{_where(key)}: expected a number of hours > 0, got {value!r}")
     return value
 
 
@@ -179,6 +187,8 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         values["rehash_budget_bytes"] = _require_int(
             "rehash_budget_bytes", data["rehash_budget_bytes"], minimum=1, nullable=True
         )
+    if "stall_after_hours" in data:
+        values["stall_after_hours"] = _require_positive_number("stall_after_hours", data["stall_after_hours"])
     if "expected_backends" in data:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
     return replace(Settings(), **values)

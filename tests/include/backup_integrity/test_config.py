@@ -224,3 +224,15 @@ def test_backup_ids_as_list_or_comma_separated_text(backup_ids):
 def test_backup_ids_of_another_shape_are_refused(backup_ids):
     with pytest.raises(ConfigError, match=r"^trigger param 'backup_ids': expected a list of backup ids"):
         resolve_run_options(SETTINGS, {"backup_ids": backup_ids})
+
+
+def test_stall_after_hours_defaults_to_two_and_accepts_positive_numbers():
+    assert parse_settings(None).stall_after_hours == 2
+    assert parse_settings({"stall_after_hours": 6}).stall_after_hours == 6
+    assert parse_settings({"stall_after_hours": 1.5}).stall_after_hours == 1.5
+
+
+@pytest.mark.parametrize("value", [0, -1, "2", None, True])
+def test_stall_after_hours_must_be_a_positive_number(value):
+    with pytest.raises(ConfigError, match=r"key 'stall_after_hours': expected a number of hours > 0"):
+        parse_settings({"stall_after_hours": value})

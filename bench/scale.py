@@ -233,11 +233,18 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     report: list[dict[str, Any]] = []
     try:
-        for n in args.backups:
+        for n in sorted(args.backups):
+            sample = args.old_way_sample if args.old_way_all or n == min(args.backups) else 0
             report.append(
-                bench_one(
-                    n, args.old_way_sample, Stores, create_buckets, create_catalog, MotoServer, PostgresServer
-                )
+                bench_one(n, sample, Stores, create_buckets, create_catalog, MotoServer, PostgresServer)
+            )
+        if len(report) > 1:
+            low, high = report[0], report[-1]
+            grown = (high["warm"]["peak_mib"] - low["warm"]["peak_mib"]) * 1024 * 1024
+            log(
+                f"\nmemory: the DAG run's peak grows by {grown / (high['n'] - low['n']):.0f} bytes per "
+                f"catalog row ({low['warm']['peak_mib']} MiB at {low['n']:,}, "
+                f"{high['warm']['peak_mib']} MiB at {high['n']:,})"
             )
         if args.hash_mib:
             figures = hashing(args.hash_mib)

@@ -46,7 +46,7 @@ class Component:
         return self.process.pid if self.process else None
 
 
-def _stop_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
+def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
     """Stop a process and everything it forked (its process group, led by its pid)."""
     if process.poll() is None:
         try:

@@ -23,6 +23,8 @@ from include.backup_integrity.config import (
 )
 from include.backup_integrity.db import connect_catalog, transaction
 from include.backup_integrity.planning import plan_checks
+from include.backup_integrity.preflight import preflight
+from include.backup_integrity.secrets import redact, register_package_secrets
 from include.backup_integrity.statistics import compute_statistics, run_failed
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
 
 def select_backups(raw_variable: str | None, params: dict[str, Any], window_end: datetime) -> dict[str, Any]:
     """Validate the configuration, read the backups in scope and plan the checks."""
+    register_package_secrets()
     settings = parse_settings(raw_variable)
     options = resolve_run_options(settings, params)
     conn = connect_catalog()
@@ -74,6 +77,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     )
     for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
         require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
+    preflight(settings, {chunk["backend"] for chunk in chunks})
     if chunks and len(chunks[0]["backups"]) > settings.chunk_size:
         log.warning(
             "chunk_size %d would map more than max_map_length=%d task instances; "
@@ -117,15 +121,25 @@ def verify(chunk: Chunk, settings: dict[str, Any]) -> list[CheckResult]:
     from include.backup_integrity.backends import build_backend
     from include.backup_integrity.verify import verify_chunk
 
+    register_package_secrets()
     backend = build_backend(chunk["backend"], settings_from_dict(settings))
-    return verify_chunk(chunk, backend)
+    return [redact_result(result) for result in verify_chunk(chunk, backend)]
 
 
 def flatten(chunk_results: Iterable[list[CheckResult]], decided: list[CheckResult]) -> list[CheckResult]:
     results = list(decided)
     for part in chunk_results:
         results.extend(part or [])
-    return results
+    return [redact_result(result) for result in results]
+
+
+def redact_result(result: CheckResult) -> CheckResult:
+    """A result with any registered credential masked in its free text (it goes to XCom and alerts)."""
+    actual = result["actual"]
+    if actual:
+        actual = {k: (redact(v) if isinstance(v, str) else v) for k, v in actual.items()}
+    message = redact(result["message"]) or ""
+    return {**result, "message": message, "path": redact(result["path"]), "actual": actual}
 
 
 def aggregate(chunk_results: Iterable[list[CheckResult]], plan: dict[str, Any], run_id: str) -> Statistics:
@@ -153,6 +167,7 @@ def record_and_alert(
     """Write results, metadata and alerts in one transaction; then deliver notices."""
     from include.backup_integrity import alerts, notify
 
+    register_package_secrets()
     settings = settings_from_dict(plan["settings"])
     results = flatten(chunk_results, plan["decided"])
     conn = connect_catalog()
@@ -166,7 +181,9 @@ def record_and_alert(
             updated = catalog.update_metadata(cur, settings, summaries)
             changes = alerts.apply_alert_changes(cur, settings.alerts_table, results, run_id)
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
-        delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
+        delivery = notify.deliver_pending(
+            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
+        )
         log.info("notifications: %s", delivery)
     finally:
         conn.close()
@@ -191,6 +208,7 @@ def report_crash(context: dict[str, Any]) -> None:
     """DAG failure callback: tell someone the verifier itself broke (not what it found)."""
     from include.backup_integrity import notify
 
+    register_package_secrets()
     ti = context.get("ti") or context.get("task_instance")
     task_id = getattr(ti, "task_id", None)
     if task_id == OUTCOME_TASK_ID:

@@ -56,6 +56,7 @@ class Trigger:
     down_for: float = 0.0
     settle: float = 0.3
     skip: int = 0
+    armed_by: bytes | None = None
     fired: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
 
@@ -136,20 +137,27 @@ class FaultProxy:
         self._call(self._close_all(stop_listening=False))
 
     def drop_on(
-        self, pattern: bytes, *, after: bool = False, down_for: float = 2.0, skip: int = 0
+        self,
+        pattern: bytes,
+        *,
+        after: bool = False,
+        down_for: float = 2.0,
+        skip: int = 0,
+        armed_by: bytes | None = None,
     ) -> Trigger:
         """When the client sends ``pattern`` (the ``skip``+1-th time), go down for ``down_for`` seconds.
 
         With ``after`` the pattern is forwarded first and the server's answer is
         swallowed: the server acted on it (e.g. committed) but the client never knows.
+        With ``armed_by``, only a ``pattern`` sent after ``armed_by`` was seen counts.
         """
-        trigger = Trigger(pattern, "drop", after=after, down_for=down_for, skip=skip)
+        trigger = Trigger(pattern, "drop", after=after, down_for=down_for, skip=skip, armed_by=armed_by)
         self.triggers.append(trigger)
         return trigger
 
-    def hold_on(self, pattern: bytes, *, skip: int = 0) -> Trigger:
+    def hold_on(self, pattern: bytes, *, skip: int = 0, armed_by: bytes | None = None) -> Trigger:
         """When the client sends ``pattern``, stop forwarding on that connection until released."""
-        trigger = Trigger(pattern, "hold", skip=skip)
+        trigger = Trigger(pattern, "hold", skip=skip, armed_by=armed_by)
         self.triggers.append(trigger)
         return trigger
 
@@ -243,6 +251,10 @@ class FaultProxy:
         """The first armed trigger whose pattern ends in the newly read bytes of ``window``."""
         with self._lock:
             for trigger in self.triggers:
+                if trigger.armed_by is not None:
+                    if trigger.armed_by in window[max(new_from - len(trigger.armed_by), 0) :]:
+                        trigger.armed_by = None
+                    continue
                 at = window.rfind(trigger.pattern)
                 if trigger.fired.is_set() or at < 0 or at + len(trigger.pattern) <= new_from:
                     continue

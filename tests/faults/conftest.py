@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +133,70 @@ def run_with_retries(airflow_db: str, airflow_env: dict[str, Any]) -> Any:
     return run
 
 
+class DagProcess:
+    """The DAG running in a child process (``devtools.rundag``); its output is read as it comes."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self.process = subprocess.Popen(
+            command,
+            cwd=str(REPO),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 180) -> None:
+        """Block until the process has printed ``text``."""
+        with self._changed:
+            done = self._changed.wait_for(
+                lambda: any(text in line for line in self.lines) or self.process.poll() is not None,
+                timeout,
+            )
+        if not done or text not in self.output:
+            self.kill()
+            raise AssertionError(f"DAG process never printed {text!r}:\n{self.output[-4000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean anything up."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+        self._reader.join(10)
+
+    def finish(self, timeout: float = 300) -> dict[str, Any]:
+        """Wait for the run to end; its ``{"run_id", "state"}``."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"DAG process did not finish in {timeout}s:\n{self.output[-4000:]}"
+            ) from None
+        self._reader.join(10)
+        outcome = [line for line in self.lines if line.startswith('{"run_id"')]
+        assert outcome, (
+            f"DAG process printed no outcome (exit {self.process.returncode}):\n{self.output[-4000:]}"
+        )
+        return json.loads(outcome[-1])
+
+
 def start_dag_process(
     logical_date: datetime,
     *,
@@ -139,8 +205,8 @@ def start_dag_process(
     retries: dict[str, int] | None = None,
     audit_opens: str | None = None,
     env: dict[str, str] | None = None,
-) -> subprocess.Popen:
-    """Run the DAG in a child process (``devtools.rundag``) with this process's environment."""
+) -> DagProcess:
+    """Run the DAG in a child process with this process's environment (plus ``env``)."""
     command = [
         sys.executable,
         "-m",
@@ -156,24 +222,4 @@ def start_dag_process(
         command += ["--retries", f"{task_id}={count}"]
     if audit_opens:
         command += ["--audit-opens", audit_opens]
-    return subprocess.Popen(
-        command,
-        cwd=str(REPO),
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[dict[str, Any], str]:
-    """Wait for a DAG process; its JSON outcome and its whole output (the task logs)."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"DAG process did not finish in {timeout}s:\n{out}\n{err}") from None
-    lines = [line for line in out.splitlines() if line.startswith('{"run_id"')]
-    assert lines, f"DAG process printed no outcome (exit {process.returncode}):\n{out[-3000:]}\n{err[-3000:]}"
-    return json.loads(lines[-1]), out + err
+    return DagProcess(command, {**os.environ, **(env or {})})

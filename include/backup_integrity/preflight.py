@@ -30,8 +30,15 @@ def check_local_root(root: str) -> None:
     where = f"Variable {VARIABLE_KEY!r}, key 'local_root'"
     if not os.path.isabs(root):
         raise ConfigError(f"{where}: {root!r} is not an absolute path")
-    if not os.path.exists(root):
-        raise ConfigError(f"{where}: folder {root!r} does not exist")
+    try:
+        os.stat(root)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: folder {root!r} does not exist") from None
+    except PermissionError:
+        raise ConfigError(
+            f"{where}: folder {root!r} cannot be reached by this worker (uid {os.geteuid()}): "
+            "permission denied on a folder above it"
+        ) from None
     if not os.path.isdir(root):
         raise ConfigError(f"{where}: {root!r} is not a folder")
     if not os.access(root, os.R_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):

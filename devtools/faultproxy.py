@@ -3,7 +3,7 @@
 It sits between the verifier and a real moto S3 server, the real catalog
 PostgreSQL, or a real notification receiver, and misbehaves on command:
 
-- ``pass``: bytes flow both ways untouched;
+- ``pass``: bytes flow both ways untouched (HTTP: after ``delay`` seconds, if given);
 - ``refuse``: nothing listens on the port any more (connections are refused);
 - ``stall``: connections are accepted and read, but never answered;
 - ``cut``: (HTTP) a response with a body is forwarded only up to a fraction of it,
@@ -307,6 +307,8 @@ class FaultProxy:
             await self._answer_error(writer, method, target, options, "echoed")
             return
 
+        if options.get("delay"):
+            await asyncio.sleep(float(options["delay"]))  # a slow store (any mode)
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         self._writers.add(up_writer)
         try:

@@ -557,7 +557,26 @@ def make_s3_client(conn_id: str) -> Any:
 
     connection = BaseHook.get_connection(conn_id)
     config = Config(**botocore_config_for(connection.extra_dejson))
-    return S3Hook(aws_conn_id=conn_id, config=config).get_conn()
+    client = S3Hook(aws_conn_id=conn_id, config=config).get_conn()
+    client.meta.events.register_first("needs-retry.s3", bare_503_is_slow_down)
+    return client
+
+
+def bare_503_is_slow_down(response: Any = None, **_: Any) -> None:
+    """Name a bodiless 503 (a HEAD request's SlowDown) as the throttling it is.
+
+    S3 answers a throttled HEAD with a bare 503, which botocore parses as error code
+    "503": not a throttling error, so its retry mode would back off by milliseconds
+    and spend its retry quota thrice as fast, and the adaptive mode would never slow
+    the client down. Runs before botocore's own retry handlers decide.
+    """
+    if not response or response[1] is None:
+        return
+    error = response[1].get("Error") or {}
+    status = response[1].get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status == 503 and error.get("Code") in (None, "", "503"):
+        error["Code"] = "SlowDown"
+        response[1]["Error"] = error
 
 
 def build_backend(name: str, settings: Any) -> Backend:

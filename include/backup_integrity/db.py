@@ -7,7 +7,7 @@ what ``with conn:`` means (commit vs. close), so the package never relies on it.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -39,7 +39,8 @@ def transaction(conn: Any) -> Iterator[Any]:
             yield cur
         conn.commit()
     except BaseException:
-        conn.rollback()
+        with suppress(Exception):  # a lost connection cannot roll back; the server already has
+            conn.rollback()
         raise
 
 

@@ -24,7 +24,9 @@ from include.backup_integrity.config import (
 )
 from include.backup_integrity.db import connect_catalog, transaction
 from include.backup_integrity.planning import build_chunks, parts_for, routes, utc_now_iso
+from include.backup_integrity.preflight import preflight
 from include.backup_integrity.records import INVALID_RECORD, PASSED, CheckResult
+from include.backup_integrity.secrets import redact, register_package_secrets
 from include.backup_integrity.statistics import run_failed, statistics_from_outcomes
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     from include.backup_integrity import scope as scopes
     from include.backup_integrity.rotation import RotationPlan, plan_rotation
 
+    register_package_secrets()
     settings = parse_settings(raw_variable)
     options = resolve_run_options(settings, params)
     now = max(window_end, datetime.now(UTC))
@@ -101,6 +104,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         conn.close()
     for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
         require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
+    preflight(settings, {chunk["backend"] for chunk in chunks})
     checked_at = utc_now_iso()
     decided = [
         make_result(
@@ -114,6 +118,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         )
         for record in unroutable
     ]
+    decided = [redact_result(result) for result in decided]
     log.info(
         "%d backups in scope (%s), mode %s: %d chunk(s) over %s, %d unroutable",
         in_scope,
@@ -154,6 +159,7 @@ def verify(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
     from include.backup_integrity.scope import chunk_records
     from include.backup_integrity.verify import verify_chunk
 
+    register_package_secrets()
     parsed = settings_from_dict(settings)
     backend = build_backend(chunk["backend"], parsed)
     conn = connect_catalog()
@@ -162,11 +168,23 @@ def verify(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
         states = object_state.load_states(conn, chunk["backend"], [r["id"] for r in records])
         conn.commit()
         outcome, results, new_states = verify_chunk(chunk, backend, records, states)
+        # Failures carry free text from stores and the catalog: it goes to XCom, alerts and the history.
+        results = [redact_result(r) if r["kind"] != PASSED else r for r in results]
+        outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
         with transaction(conn) as cur:
             object_state.save_checks(cur, run_id, results, new_states)
     finally:
         conn.close()
     return outcome
+
+
+def redact_result(result: CheckResult) -> CheckResult:
+    """A result with any registered credential masked in its free text (it goes to XCom and alerts)."""
+    actual = result["actual"]
+    if actual:
+        actual = {k: (redact(v) if isinstance(v, str) else v) for k, v in actual.items()}
+    message = redact(result["message"]) or ""
+    return {**result, "message": message, "path": redact(result["path"]), "actual": actual}
 
 
 def aggregate(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: str) -> Statistics:
@@ -200,6 +218,7 @@ def record_and_alert(
     """
     from include.backup_integrity import alerts, notify
 
+    register_package_secrets()
     settings = settings_from_dict(plan["settings"])
     outcomes = list(outcomes)
     failures = list(plan["decided"])
@@ -218,7 +237,9 @@ def record_and_alert(
             updated = catalog.update_metadata_lazily(cur, settings, timestamps, summary_for)
             changes = alerts.apply_alert_changes(cur, settings.alerts_table, failures + passes, run_id)
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
-        delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
+        delivery = notify.deliver_pending(
+            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
+        )
         log.info("notifications: %s", delivery)
     finally:
         conn.close()
@@ -310,6 +331,7 @@ def report_crash(context: dict[str, Any]) -> None:
     """DAG failure callback: tell someone the verifier itself broke (not what it found)."""
     from include.backup_integrity import notify
 
+    register_package_secrets()
     ti = context.get("ti") or context.get("task_instance")
     task_id = getattr(ti, "task_id", None)
     if task_id == OUTCOME_TASK_ID:

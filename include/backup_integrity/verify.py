@@ -33,6 +33,7 @@ from include.backup_integrity.records import (
     PASSED,
 )
 from include.backup_integrity.rotation import is_due
+from include.backup_integrity.secrets import redact
 
 if TYPE_CHECKING:
     from include.backup_integrity.backends import Backend, Listed
@@ -138,7 +139,7 @@ def verify_chunk(
     except Exception as exc:  # never let a chunk vanish from the aggregate
         session_error = f"{type(exc).__name__}: {exc}"
     if session_error and todo:
-        log.error("%s: %s", chunk["label"], session_error)
+        log.error("%s: %s", chunk["label"], redact(session_error))
         for record in todo:
             results.append(_error(record, backend.name, mode, session_error))
             new_states[record["id"]] = states.get(record["id"], ObjectState())
@@ -171,7 +172,7 @@ def verify_chunk(
                     chunk["label"],
                     keys[0],
                     keys[-1],
-                    listing.error,
+                    redact(listing.error),
                 )
             for key in keys:
                 listing_of[key] = listing
@@ -195,11 +196,13 @@ def verify_chunk(
             bytes_read += done.bytes_read
             objects_read += int(done.read)
 
+    # Passes travel as ids under one time, so every pass of the chunk is recorded at that time.
     checked_at = utc_now_iso()
     passed: dict[str, list[str]] = defaultdict(list)
     failures = []
     for result in results:
         if result["kind"] == PASSED:
+            result["checked_at"] = checked_at
             passed[result["evidence"] or ""].append(result["backup_id"])
         else:
             failures.append(result)

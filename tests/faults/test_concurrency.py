@@ -88,7 +88,7 @@ def test_concurrent_runs_in_threads_write_each_alert_once_and_lose_no_update(
         run_id = f"concurrent__{index}"
         plan = pipeline.select_backups(raw, {}, window_end)
         chunks = plan.pop("chunks")
-        chunk_results = [pipeline.verify(chunk, plan["settings"]) for chunk in chunks]
+        chunk_results = [pipeline.verify(chunk, plan["settings"], run_id) for chunk in chunks]
         statistics = pipeline.aggregate(chunk_results, plan, run_id)
         pipeline.record_and_alert(chunk_results, plan, statistics, run_id, DAG_ID)
         return run_id

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from include.backup_integrity.records import CheckResult, Chunk, Statistics
+    from include.backup_integrity.repair import RepairOutcome
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         "window_start": window_start.isoformat() if window_start else None,
         "window_end": window_end_out.isoformat() if window_end_out else None,
         "settings": settings.to_dict(),
+        "repair": options.repair,
     }
 
 
@@ -128,7 +130,38 @@ def flatten(chunk_results: Iterable[list[CheckResult]], decided: list[CheckResul
     return results
 
 
-def aggregate(chunk_results: Iterable[list[CheckResult]], plan: dict[str, Any], run_id: str) -> Statistics:
+def repair(chunk_results: Iterable[list[CheckResult]], plan: dict[str, Any]) -> list[RepairOutcome]:
+    """Plan (``repair = "plan"``) or make (``"apply"``) the repairs the run's failures call for."""
+    from include.backup_integrity import repair as repairing
+
+    mode = plan.get("repair", repairing.OFF)
+    if mode == repairing.OFF:
+        return []
+    tasks = repairing.plan_repairs(flatten(chunk_results, plan["decided"]))
+    if mode == repairing.PLAN:
+        outcomes = repairing.planned_outcomes(tasks)
+        log.info("repair plan (nothing copied): %d bad copies", len(outcomes))
+    else:
+        outcomes = repairing.execute_repairs(tasks, settings_from_dict(plan["settings"]))
+        log.info(
+            "repairs: %d repaired, %d not repaired",
+            sum(1 for o in outcomes if o["status"] == repairing.REPAIRED),
+            sum(1 for o in outcomes if o["status"] != repairing.REPAIRED),
+        )
+    for line in repairing.describe_plan(outcomes):
+        log.info("  %s", line)
+    return outcomes
+
+
+def aggregate(
+    chunk_results: Iterable[list[CheckResult]],
+    plan: dict[str, Any],
+    run_id: str,
+    repairs: list[RepairOutcome] | None = None,
+) -> Statistics:
+    from include.backup_integrity.metrics import emit_statistics
+    from include.backup_integrity.repair import repair_statistics
+
     results = flatten(chunk_results, plan["decided"])
     stats = compute_statistics(
         results,
@@ -139,7 +172,9 @@ def aggregate(chunk_results: Iterable[list[CheckResult]], plan: dict[str, Any], 
         window_end=plan["window_end"],
         skipped_backup_ids=plan["skipped_backup_ids"],
     )
+    stats.update(repair_statistics(plan.get("repair", "off"), list(repairs or [])))  # type: ignore[typeddict-item]
     log.info("run statistics: %s", stats)
+    emit_statistics(stats)
     return stats
 
 
@@ -149,9 +184,11 @@ def record_and_alert(
     statistics: Statistics,
     run_id: str,
     dag_id: str,
+    repairs: list[RepairOutcome] | None = None,
 ) -> dict[str, Any]:
     """Write results, metadata and alerts in one transaction; then deliver notices."""
     from include.backup_integrity import alerts, notify
+    from include.backup_integrity.repair import APPLY, record_repairs
 
     settings = settings_from_dict(plan["settings"])
     results = flatten(chunk_results, plan["decided"])
@@ -164,7 +201,9 @@ def record_and_alert(
             catalog.record_results(cur, run_id, results)
             summaries = catalog.backup_check_summaries(results, run_id)
             updated = catalog.update_metadata(cur, settings, summaries)
-            changes = alerts.apply_alert_changes(cur, settings.alerts_table, results, run_id)
+            record_repairs(cur, run_id, repairs or [])
+            applied = (repairs or []) if plan.get("repair") == APPLY else []
+            changes = alerts.apply_alert_changes(cur, settings.alerts_table, results, run_id, applied)
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
         delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
         log.info("notifications: %s", delivery)
@@ -183,6 +222,11 @@ def check_outcome(statistics: Statistics) -> None:
             f"{statistics['checksum_mismatches']} checksum mismatches, "
             f"{statistics['backend_errors']} backend errors, "
             f"{statistics['invalid_records']} invalid records (alerts raised)"
+            + (
+                f"; {statistics['repaired']} repaired, {statistics['repair_failed']} not repaired"
+                if "repaired" in statistics
+                else ""
+            )
         )
     log.info("all %d check(s) passed", statistics.get("checks_total", 0))
 

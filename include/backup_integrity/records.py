@@ -81,3 +81,8 @@ class Statistics(TypedDict, total=False):
     window_start: str | None
     window_end: str | None
     skipped_backup_ids: list[str]
+    # Added by repair (present only when the run's repair mode is not "off").
+    repair: str
+    repair_plan: list[dict[str, Any]]
+    repaired: int
+    repair_failed: int

@@ -60,3 +60,21 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx
     ON backup_integrity_notification (id) WHERE sent_at IS NULL;
+
+-- One row per (run, backup, backend) repair: planned, repaired, failed or refused.
+CREATE TABLE IF NOT EXISTS backup_integrity_repair (
+    run_id text NOT NULL,
+    backup_id uuid NOT NULL,
+    backend text NOT NULL,
+    kind text NOT NULL,
+    status text NOT NULL,
+    source_backend text NULL,
+    sha256 text NULL,
+    reason text NOT NULL,
+    error text NULL,
+    repaired_at timestamptz NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, backup_id, backend)
+);
+CREATE INDEX IF NOT EXISTS backup_integrity_repair_backup_idx
+    ON backup_integrity_repair (backup_id, backend, recorded_at DESC);

@@ -78,3 +78,10 @@ CREATE TABLE IF NOT EXISTS backup_integrity_repair (
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_repair_backup_idx
     ON backup_integrity_repair (backup_id, backend, recorded_at DESC);
+
+-- For the dashboard: failures by day, and the last byte-for-byte read of each copy,
+-- without scanning the (much larger) passing history.
+CREATE INDEX IF NOT EXISTS backup_integrity_result_failed_idx
+    ON backup_integrity_result (checked_at) WHERE kind <> 'passed';
+CREATE INDEX IF NOT EXISTS backup_integrity_result_content_idx
+    ON backup_integrity_result (backup_id, backend, checked_at DESC) WHERE evidence = 'content_sha256';

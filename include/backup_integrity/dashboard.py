@@ -302,9 +302,8 @@ def coverage(cur: Any, settings: Settings, now: datetime) -> dict[str, Any]:
         sql.SQL(
             "SELECT r.backend, count(*) FILTER (WHERE r.last_read >= %s), "
             "count(*) FILTER (WHERE r.last_read >= %s), count(*) FILTER (WHERE r.last_read >= %s), "
-            "count(*), min(r.last_read) FROM ({reads}) r JOIN {t} b ON b.id = r.backup_id "
-            "WHERE b.status = 'COMPLETED' GROUP BY r.backend"
-        ).format(reads=full_reads_query(), t=backups),
+            "count(*), min(r.last_read) FROM ({reads}) r GROUP BY r.backend"
+        ).format(reads=full_reads_query()),
         [now - timedelta(days=1), now - timedelta(days=7), now - timedelta(days=30)],
     )
     found = {row[0]: row[1:] for row in cur.fetchall()}

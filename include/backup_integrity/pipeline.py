@@ -200,6 +200,11 @@ def record_and_alert(
             catalog.record_run(cur, run_id, dag_id, dict(statistics))
             catalog.record_results(cur, run_id, results)
             summaries = catalog.backup_check_summaries(results, run_id)
+            for outcome in repairs or []:
+                if outcome["backup_id"] in summaries and plan.get("repair") == APPLY:
+                    summaries[outcome["backup_id"]].setdefault("repairs", []).append(
+                        {k: outcome[k] for k in ("backend", "kind", "status", "source_backend")}  # type: ignore[literal-required]
+                    )
             updated = catalog.update_metadata(cur, settings, summaries)
             record_repairs(cur, run_id, repairs or [])
             applied = (repairs or []) if plan.get("repair") == APPLY else []

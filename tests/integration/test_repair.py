@@ -10,7 +10,7 @@ import pytest
 
 from devtools.seed import corrupt_same_size, delete, seed_backup
 from tests.conftest import set_variable
-from tests.integration.helpers import alerts, open_alerts_by_key, query
+from tests.integration.helpers import alerts, last_check, open_alerts_by_key, query
 
 pytestmark = pytest.mark.integration
 
@@ -163,6 +163,11 @@ def test_a_run_whose_failures_were_all_repaired_succeeds_with_one_notice_each(
     assert len(webhook.messages) == 2, [m["title"] for m in webhook.messages]
     assert all(m["title"].startswith("[REPAIRED]") for m in webhook.messages)
     assert open_alerts_by_key(stores) == {}, "no summary and no open alert is left behind"
+    check = last_check(stores, deleted.id)
+    assert check["errors"][0]["kind"] == "missing", "what was found stays on record"
+    assert check["repairs"] == [
+        {"backend": "b2", "kind": "missing", "status": "repaired", "source_backend": "r2"}
+    ]
 
     # The param overrides the key for one run.
     delete(stores, deleted, "b2")

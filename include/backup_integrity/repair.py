@@ -22,7 +22,7 @@ import stat
 import uuid
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from include.backup_integrity.backends import READ_BLOCK_BYTES, LocalBackend, S3Backend, UnsafePathError
+from include.backup_integrity.backends import LocalBackend, S3Backend
 from include.backup_integrity.checks import path_problem
 from include.backup_integrity.planning import utc_now_iso
 from include.backup_integrity.records import (
@@ -52,6 +52,8 @@ PLANNED, REPAIRED, FAILED, REFUSED = "planned", "repaired", "failed", "refused"
 
 #: S3 part size: objects larger than one part are uploaded as multipart, part by part.
 PART_BYTES = 8 * 1024 * 1024
+#: Read size while copying.
+READ_BLOCK_BYTES = 8 * 1024 * 1024
 
 _EVIDENCE_RANK = {EVIDENCE_CONTENT: 0, EVIDENCE_SERVER_SHA256: 1, EVIDENCE_SIZE: 2}
 _BACKEND_RANK = {"local": 0, "r2": 1, "b2": 2}
@@ -222,19 +224,59 @@ def _verify(sha: str, size: int, task: RepairTask, what: str) -> None:
         raise RepairError(f"{what}: SHA-256 {sha}, catalog says {task['expected_sha256']}")
 
 
+def _open_parent(root: str, path: str, *, create: bool) -> tuple[int, str]:
+    """An fd of the folder that holds ``path`` under ``root``, and the file's name.
+
+    Each folder is opened relative to its parent with O_NOFOLLOW, so a symlink
+    anywhere on the way is refused, never followed, and nothing outside ``root``
+    is ever reached; with ``create``, missing folders are made.
+    """
+    problem = path_problem("local", path)
+    if problem:
+        raise RepairError(problem)
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise RepairError(f"local path {path!r} does not stay inside local_root")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    dir_fd = os.open(os.path.realpath(root), flags)
+    try:
+        for part in parts[:-1]:
+            try:
+                next_fd = os.open(part, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except FileNotFoundError:
+                if not create:
+                    raise RepairError(f"local path {path!r}: folder {part!r} does not exist") from None
+                os.mkdir(part, 0o755, dir_fd=dir_fd)
+                next_fd = os.open(part, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise RepairError(
+                        f"local path {path!r}: {part!r} is a symlink or not a folder; not followed"
+                    ) from None
+                raise
+            os.close(dir_fd)
+            dir_fd = next_fd
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return dir_fd, parts[-1]
+
+
 def read_local(backend: LocalBackend, path: str) -> Iterator[bytes]:
     """The file's bytes in blocks; symlinks on the way are refused, never followed."""
+    dir_fd, name = _open_parent(backend.root, path, create=False)
     try:
-        full, info = backend._walk_to(path)
-    except UnsafePathError as exc:
-        raise RepairError(str(exc)) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise RepairError(f"local path {path!r} is not a regular file")
-    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RepairError(f"local path {path!r} is a symlink; not followed") from None
+            raise
+    finally:
+        os.close(dir_fd)
     try:
-        opened = os.fstat(fd)
-        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-            raise RepairError(f"local path {path!r} changed while being opened")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RepairError(f"local path {path!r} is not a regular file")
         while True:
             block = os.read(fd, READ_BLOCK_BYTES)
             if not block:
@@ -283,30 +325,8 @@ def write_local(backend: LocalBackend, path: str, blocks: Iterable[bytes], task:
     Every folder on the way is opened relative to its parent without following
     symlinks (and created when missing), so the write cannot leave ``local_root``.
     """
-    problem = path_problem("local", path)
-    if problem:
-        raise RepairError(problem)
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        raise RepairError(f"local path {path!r} does not stay inside local_root")
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    dir_fd = os.open(os.path.realpath(backend.root), flags)
+    dir_fd, name = _open_parent(backend.root, path, create=True)
     try:
-        for part in parts[:-1]:
-            try:
-                next_fd = os.open(part, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
-            except FileNotFoundError:
-                os.mkdir(part, 0o755, dir_fd=dir_fd)
-                next_fd = os.open(part, flags | os.O_NOFOLLOW, dir_fd=dir_fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise RepairError(
-                        f"local path {path!r}: {part!r} is a symlink or not a folder; not followed"
-                    ) from None
-                raise
-            os.close(dir_fd)
-            dir_fd = next_fd
-        name = parts[-1]
         try:
             existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -319,6 +339,8 @@ def write_local(backend: LocalBackend, path: str, blocks: Iterable[bytes], task:
         )
         try:
             try:
+                if existing is not None:
+                    os.fchmod(fd, stat.S_IMODE(existing.st_mode))  # the replaced file's permissions
                 hashing = _Hashing(blocks)
                 for block in hashing:
                     view = memoryview(block)

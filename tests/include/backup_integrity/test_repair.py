@@ -204,3 +204,19 @@ def test_a_local_source_that_does_not_verify_is_never_copied(tmp_path):
     assert outcome["status"] == REPAIRED
     assert outcome["sha256"] == CONTENT_SHA256
     assert (target_root / "db/full.dump").read_bytes() == CONTENT
+
+
+def test_a_symlinked_source_is_never_read(tmp_path):
+    from include.backup_integrity.repair import read_local
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "db").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret").write_bytes(CONTENT)
+    (root / "db/full.dump").symlink_to(outside / "secret")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    backend = LocalBackend(str(root))
+    with pytest.raises(RepairError, match="symlink"):
+        b"".join(read_local(backend, "db/full.dump"))
+    with pytest.raises(RepairError, match="symlink"):
+        b"".join(read_local(backend, "linked/secret"))

@@ -85,6 +85,13 @@ def test_unauthenticated_requests_are_refused_and_docs_are_off(api_server):
     assert status == 200
     assert json.loads(body)["total"] >= 3
 
+    # The navigation entry, as the UI reads it.
+    status, body = api_server.get("/api/v2/plugins", token)
+    assert status == 200
+    plugin = next(p for p in json.loads(body)["plugins"] if p["name"] == "backup_integrity_dashboard")
+    assert plugin["external_views"][0]["href"] == "/backup-integrity/"
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/backup-integrity"
+
 
 def test_the_page_shows_the_seeded_failures_in_chromium(api_server, seeded):
     from playwright.sync_api import sync_playwright

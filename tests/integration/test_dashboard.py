@@ -101,25 +101,30 @@ def test_the_page_shows_the_seeded_failures_in_chromium(api_server, seeded):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page = browser.new_page(viewport={"width": 1500, "height": 1500})
             page.goto(f"{api_server.url}/backup-integrity/")
             assert "Not authenticated" in page.content(), "no page without logging in"
 
-            page.goto(f"{api_server.url}/auth/login?next={api_server.url}/backup-integrity/")
+            # As a user: log in with Airflow's form, then Browse -> Backup integrity.
+            page.goto(f"{api_server.url}/auth/login?next={api_server.url}/")
             page.get_by_label("Username").fill(api_server.username)
             page.get_by_label("Password").fill(api_server.password)
             page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{api_server.url}/backup-integrity/", timeout=30_000)
-            page.wait_for_selector("#matrix")
+            page.wait_for_url(f"{api_server.url}/", timeout=60_000)
+            page.get_by_role("button", name="Browse").click()
+            page.get_by_role("menuitem", name="Backup integrity").click()
+            page.wait_for_url(f"{api_server.url}/plugin/backup-integrity", timeout=60_000)
+            frame = page.frame_locator("iframe").first
+            frame.locator("#matrix").wait_for(timeout=60_000)
 
-            for cell in page.locator("#matrix td.cell").all():
+            for cell in frame.locator("#matrix td.cell").all():
                 backup_id = cell.evaluate("el => el.parentElement.dataset.backupId")
                 states[(backup_id, cell.get_attribute("data-backend"))] = cell.get_attribute("data-state")
-            alerts_heading = page.locator("h2", has_text="Open alerts").inner_text()
-            chart = page.locator("#failures-chart rect").count()
-            last_run = page.locator("#last-run").inner_text()
+            alerts_heading = frame.locator("h2", has_text="Open alerts").inner_text()
+            chart = frame.locator("#failures-chart rect").count()
+            last_run = frame.locator("#last-run").inner_text()
             SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.screenshot(path=str(SCREENSHOT))
         finally:
             browser.close()
 

@@ -87,6 +87,9 @@ STATISTICS_ORDER = (
 FAILURE_KINDS = (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH, INVALID_RECORD, BACKEND_ERROR)
 
 
+API_ENDPOINTS = ("summary", "matrix", "alerts", "last-run", "coverage", "failures-per-day")
+
+
 class DashboardError(ValueError):
     """A request the dashboard cannot answer (a bad page number, say)."""
 
@@ -624,6 +627,16 @@ def create_app() -> Any:
     @app.get("/api/failures-per-day")
     def api_failures() -> Response:
         return as_json(read(lambda c, s, now: failures_per_day(c, now.date())))
+
+    @app.get("/api/")
+    def api_index() -> Response:
+        return as_json({"endpoints": [f"{URL_PREFIX}/api/{name}" for name in API_ENDPOINTS]})
+
+    # Last, so that it matches only what nothing else does: an unknown path is answered
+    # (404) only after authentication, so nothing about the app shows to an anonymous caller.
+    @app.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def not_found(rest: str) -> Response:
+        raise HTTPException(status_code=404, detail="Not Found")
 
     return app
 

@@ -76,9 +76,16 @@ def test_unauthenticated_requests_are_refused_and_docs_are_off(api_server):
         assert b"backup" not in body.lower(), "nothing of the page leaks"
         status, _ = api_server.get(path, token="not-a-token")
         assert status in (401, 403), (path, status)
+    for path in (
+        "/backup-integrity/docs",
+        "/backup-integrity/redoc",
+        "/backup-integrity/openapi.json",
+        "/backup-integrity/api/",
+        "/backup-integrity/api/no-such-thing",
+    ):
+        assert api_server.get(path)[0] == 401, f"{path}: nothing answered before authentication"
     for path in ("/backup-integrity/docs", "/backup-integrity/redoc", "/backup-integrity/openapi.json"):
-        assert api_server.get(path)[0] == 404, path
-        assert api_server.get(path, api_server.token())[0] == 404, path
+        assert api_server.get(path, api_server.token())[0] == 404, f"{path}: docs are off"
 
     token = api_server.token()
     status, body = api_server.get("/backup-integrity/api/alerts", token)

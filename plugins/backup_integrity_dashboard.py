@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from include.backup_integrity.dashboard import URL_PREFIX, create_app
+from include.backup_integrity.dashboard import URL_PREFIX, LazyApp, create_app
 
 
 class BackupIntegrityDashboardPlugin(AirflowPlugin):
     name = "backup_integrity_dashboard"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Backup integrity dashboard"}]
+    fastapi_apps = [
+        {"app": LazyApp(create_app), "url_prefix": URL_PREFIX, "name": "Backup integrity dashboard"}
+    ]
     external_views = [
         {
             "name": "Backup integrity",

@@ -558,6 +558,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+class LazyApp:
+    """An ASGI app that builds the real one on its first request.
+
+    Every Airflow process imports plugins (task processes too, for macros), but only
+    the API server serves this app: building FastAPI and Airflow's security stack
+    at import would cost every task about a second.
+    """
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self._app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = self._factory()
+        await self._app(scope, receive, send)
+
+
 def create_app() -> Any:
     """The FastAPI app; every route needs an authenticated Airflow user, docs routes are off."""
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView

@@ -141,20 +141,36 @@ def cell_state(kind: str | None, repaired_after: bool, expected: bool) -> str:
     return kind
 
 
-def matrix(cur: Any, settings: Settings, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE) -> dict[str, Any]:
-    """One page of the newest COMPLETED backups x backends, each cell coloured by its last result."""
+def matrix(
+    cur: Any,
+    settings: Settings,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    only_failing: bool = False,
+) -> dict[str, Any]:
+    """One page of the newest COMPLETED backups x backends, each cell coloured by its last result.
+
+    ``only_failing`` keeps the backups with an open alert, so that a handful of
+    failures among 100k backups is one click away.
+    """
     if page < 1:
         raise DashboardError(f"page must be >= 1, got {page}")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise DashboardError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    where = sql.SQL("status = 'COMPLETED'")
+    if only_failing:
+        where += sql.SQL(
+            " AND id IN (SELECT backup_id FROM {a} WHERE alert_type = 'INTEGRITY_FAILURE' "
+            "AND status IN ('ACTIVE', 'ACKNOWLEDGED') AND backup_id IS NOT NULL)"
+        ).format(a=table(settings.alerts_table))
     backups = table(settings.backups_table)
-    cur.execute(sql.SQL("SELECT count(*) FROM {t} WHERE status = 'COMPLETED'").format(t=backups))
+    cur.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {w}").format(t=backups, w=where))
     total = cur.fetchone()[0]
     cur.execute(
         sql.SQL(
             "SELECT id::text, backup_type, filename, created_at, size_bytes FROM {t} "
-            "WHERE status = 'COMPLETED' ORDER BY created_at DESC, id LIMIT %s OFFSET %s"
-        ).format(t=backups),
+            "WHERE {w} ORDER BY created_at DESC, id LIMIT %s OFFSET %s"
+        ).format(t=backups, w=where),
         [page_size, (page - 1) * page_size],
     )
     rows = cur.fetchall()
@@ -216,6 +232,7 @@ def matrix(cur: Any, settings: Settings, page: int = 1, page_size: int = DEFAULT
     return {
         "page": page,
         "page_size": page_size,
+        "only_failing": only_failing,
         "total": total,
         "pages": max(1, -(-total // page_size)),
         "backends": list(BACKENDS),
@@ -289,8 +306,40 @@ def last_run(cur: Any) -> dict[str, Any] | None:
     }
 
 
+#: Coverage by (database, last recorded run, settings, 10-minute slot): it aggregates the
+#: whole history of full reads, which changes only when a run records its results.
+_COVERAGE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
+COVERAGE_SLOT_MINUTES = 10
+
+
 def coverage(cur: Any, settings: Settings, now: datetime) -> dict[str, Any]:
-    """Per backend: copies expected, and how recently they were last read byte for byte."""
+    """Per backend: copies expected, and how recently they were last read byte for byte.
+
+    Cached until the next run is recorded (runs write results and repairs in the
+    same transaction as their ``backup_integrity_run`` row) or the 10-minute slot of
+    ``now`` changes, whichever comes first.
+    """
+    cur.execute(
+        "SELECT max(recorded_at), count(*), current_database(), inet_server_addr()::text, "
+        "inet_server_port() FROM backup_integrity_run"
+    )
+    stamp = cur.fetchone()
+    slot = now.replace(minute=now.minute - now.minute % COVERAGE_SLOT_MINUTES, second=0, microsecond=0)
+    key = (
+        *stamp,
+        settings.backups_table,
+        json.dumps(settings.expected_backends, sort_keys=True),
+        slot,
+    )
+    if key not in _COVERAGE_CACHE:
+        if len(_COVERAGE_CACHE) > 16:
+            _COVERAGE_CACHE.clear()
+        _COVERAGE_CACHE[key] = compute_coverage(cur, settings, now)
+    return _COVERAGE_CACHE[key]
+
+
+def compute_coverage(cur: Any, settings: Settings, now: datetime) -> dict[str, Any]:
+    """What :func:`coverage` caches: two aggregates over the catalog and the full reads."""
     backups = table(settings.backups_table)
     cur.execute(
         sql.SQL("SELECT backup_type, count(*) FROM {t} WHERE status = 'COMPLETED' GROUP BY 1").format(
@@ -354,12 +403,13 @@ def view_model(
     page: int = 1,
     page_size: int = DEFAULT_PAGE_SIZE,
     now: datetime | None = None,
+    only_failing: bool = False,
 ) -> dict[str, Any]:
     """Everything the page shows."""
     now = now or datetime.now(UTC)
     return {
         "generated_at": now.isoformat(),
-        "matrix": matrix(cur, settings, page, page_size),
+        "matrix": matrix(cur, settings, page, page_size, only_failing),
         "open_alerts": open_alerts(cur, settings, now),
         "last_run": last_run(cur),
         "coverage": coverage(cur, settings, now),
@@ -483,11 +533,20 @@ def render_page(model: dict[str, Any]) -> str:
             f"<td>{_e(row['backup_type'])}</td><td>{_e((row['created_at'] or '')[:16])}</td>"
             f"<td>{_e(row['filename'])}</td>{''.join(cells)}</tr>"
         )
+    failing = "&failing=1" if m["only_failing"] else ""
     pager = [f"<span>page {m['page']} of {m['pages']} ({m['total']} backups)</span>"]
     if m["page"] > 1:
-        pager.insert(0, f'<a href="?page={m["page"] - 1}&page_size={m["page_size"]}">&larr; newer</a>')
+        pager.insert(
+            0, f'<a href="?page={m["page"] - 1}&page_size={m["page_size"]}{failing}">&larr; newer</a>'
+        )
     if m["page"] < m["pages"]:
-        pager.append(f'<a href="?page={m["page"] + 1}&page_size={m["page_size"]}">older &rarr;</a>')
+        pager.append(f'<a href="?page={m["page"] + 1}&page_size={m["page_size"]}{failing}">older &rarr;</a>')
+    pager.append(
+        f'<a href="?page_size={m["page_size"]}">show all backups</a>'
+        if m["only_failing"]
+        else f'<a id="only-failing" href="?page_size={m["page_size"]}&failing=1">'
+        "only backups with open alerts</a>"
+    )
 
     alerts = model["open_alerts"]
     alert_rows = "".join(
@@ -524,7 +583,7 @@ def render_page(model: dict[str, Any]) -> str:
 <body>
 <h1>Backup integrity</h1>
 <p class="muted">Generated {_e(model["generated_at"][:19])} UTC &middot;
-<a href="{URL_PREFIX}/api/summary?page={m["page"]}&amp;page_size={m["page_size"]}">JSON</a></p>
+<a href="{URL_PREFIX}/api/summary?page={m["page"]}&amp;page_size={m["page_size"]}{failing}">JSON</a></p>
 <h2>Backups &times; backends (last result)</h2>
 <div class="legend">{legend}</div>
 <table id="matrix"><thead><tr><th>backup</th><th>type</th><th>created (UTC)</th><th>file</th>{head}</tr>
@@ -619,16 +678,17 @@ def create_app() -> Any:
     size_q = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
     @app.get("/", response_class=HTMLResponse)
-    def page(page: int = page_q, page_size: int = size_q) -> HTMLResponse:
-        return HTMLResponse(render_page(read(lambda c, s, now: view_model(c, s, page, page_size, now))))
+    def page(page: int = page_q, page_size: int = size_q, failing: bool = False) -> HTMLResponse:
+        model = read(lambda c, s, now: view_model(c, s, page, page_size, now, failing))
+        return HTMLResponse(render_page(model))
 
     @app.get("/api/summary")
-    def api_summary(page: int = page_q, page_size: int = size_q) -> Response:
-        return as_json(read(lambda c, s, now: view_model(c, s, page, page_size, now)))
+    def api_summary(page: int = page_q, page_size: int = size_q, failing: bool = False) -> Response:
+        return as_json(read(lambda c, s, now: view_model(c, s, page, page_size, now, failing)))
 
     @app.get("/api/matrix")
-    def api_matrix(page: int = page_q, page_size: int = size_q) -> Response:
-        return as_json(read(lambda c, s, now: matrix(c, s, page, page_size)))
+    def api_matrix(page: int = page_q, page_size: int = size_q, failing: bool = False) -> Response:
+        return as_json(read(lambda c, s, now: matrix(c, s, page, page_size, failing)))
 
     @app.get("/api/alerts")
     def api_alerts() -> Response:

@@ -140,9 +140,12 @@ def test_pages_are_newest_first_and_counted(seeded):
             matrix(cur, Settings(), 0, 2)
         with pytest.raises(DashboardError, match="page_size"):
             matrix(cur, Settings(), 1, 10_000)
+        failing = matrix(cur, Settings(), 1, 50, only_failing=True)
     assert (first["total"], first["pages"]) == (3, 2)
     assert [r["backup_id"] for r in first["rows"]] == [A, B]
     assert [r["backup_id"] for r in second["rows"]] == [C]
+    assert [r["backup_id"] for r in failing["rows"]] == [A], "only A has an open alert of its own"
+    assert failing["total"] == 1
 
 
 def test_coverage_counts_copies_read_byte_for_byte(seeded):

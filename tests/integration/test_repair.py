@@ -3,8 +3,10 @@ a real webhook. A bad copy is healed only from a copy verified good, and proven 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import socket
 
 import pytest
 
@@ -141,8 +143,33 @@ def test_apply_restores_deleted_and_corrupted_copies_from_a_verified_replica(sto
     assert again.statistics["checks_passed"] == 3 + 3 + 2
 
 
+@pytest.fixture
+def statsd(monkeypatch):
+    """A StatsD listener, and Airflow's metrics pointed at it (as a worker's [metrics] would)."""
+    from airflow.sdk._shared.observability.metrics import stats as shared
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "True")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(sock.getsockname()[1]))
+    monkeypatch.setattr(shared, "_factory", None)
+    monkeypatch.setattr(shared, "_backend", None)
+    yield sock
+    sock.close()
+
+
+def received(sock) -> list[str]:
+    lines = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            lines.extend(sock.recvfrom(65535)[0].decode().splitlines())
+    return lines
+
+
 def test_a_run_whose_failures_were_all_repaired_succeeds_with_one_notice_each(
-    stores, run_dag, webhook, monkeypatch, airflow_env
+    stores, run_dag, webhook, monkeypatch, airflow_env, statsd
 ):
     deleted = seed_backup(stores)
     delete(stores, deleted, "b2")
@@ -152,6 +179,11 @@ def test_a_run_whose_failures_were_all_repaired_succeeds_with_one_notice_each(
 
     # quick mode: no source was read in the checks; the repair reads and verifies one first.
     outcome = run_dag()
+
+    metrics = [line for line in received(statsd) if ".backup_integrity." in line]
+    assert "airflow.backup_integrity.repaired:2|g" in metrics
+    assert "airflow.backup_integrity.missing_files:1|g" in metrics
+    assert "airflow.backup_integrity.total_backups_checked:2|g" in metrics
 
     assert outcome.state == "success"
     assert outcome.statistics["repaired"] == 2

@@ -14,10 +14,13 @@ deduplicated alerts the moment one is not.
    mode, this hour's slice of the weekly re-hash (and anything changed) in
    `rolling` mode (the default), none in `quick` mode. Problems become
    results, never task failures.
-3. `aggregate_results` returns the run's statistics.
+3. `aggregate_results` repairs bad copies from a verified replica when the
+   `repair` key or param says `apply` (`plan` only lists what it would copy),
+   returns the run's statistics and emits them as `backup_integrity.*` metrics.
 4. `raise_alerts` writes results, `metadata.last_integrity_check` and alert rows
    in one transaction, then notifies through `backup_notify` (Apprise).
-5. `check_outcome` fails the run when any of its checks failed or could not run.
+5. `check_outcome` fails the run when any of its checks failed or could not run
+   and was not repaired.
 
 Trigger with params to check in `full` mode, over another lookback, or exactly
 the listed `backup_ids`.
@@ -76,6 +79,13 @@ def report_verifier_crash(context) -> None:
             items={"type": "string"},
             description="Check exactly these COMPLETED backups, whatever their age; empty: the window.",
         ),
+        "repair": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "off", "plan", "apply"],
+            description="Repair bad copies from a replica verified good: off, plan (list only) or "
+            "apply; empty: the Variable's value (default off).",
+        ),
     },
 )
 def verify_storage_integrity():
@@ -108,16 +118,22 @@ def verify_storage_integrity():
 
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
     @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
-    def aggregate_results(chunk_results: list, plan: dict, run_id=None) -> Statistics:
-        from include.backup_integrity.pipeline import aggregate
+    def aggregate_results(chunk_results: list, plan: dict, run_id=None, ti=None) -> Statistics:
+        """Repair (per the run's repair mode), then return the statistics; repairs go to XCom "repairs"."""
+        from include.backup_integrity.pipeline import aggregate, repair
 
-        return aggregate(chunk_results, plan, run_id)
+        chunk_results = list(chunk_results)
+        repairs = repair(chunk_results, plan)
+        ti.xcom_push(key="repairs", value=repairs)
+        return aggregate(chunk_results, plan, run_id, repairs)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
-    def raise_alerts(chunk_results: list, plan: dict, statistics: dict, run_id=None, dag=None) -> dict:
+    def raise_alerts(
+        chunk_results: list, plan: dict, statistics: dict, repairs: list, run_id=None, dag=None
+    ) -> dict:
         from include.backup_integrity.pipeline import record_and_alert
 
-        return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id)
+        return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id, repairs)
 
     @task(retries=0, trigger_rule=TriggerRule.NONE_FAILED)
     def check_outcome(statistics: dict) -> None:
@@ -134,7 +150,7 @@ def verify_storage_integrity():
     plan = chunks["plan"]
     chunk_results = verify_chunk.partial(settings=chunks["settings"]).expand(chunk=chunks)
     statistics = aggregate_results(chunk_results, plan)
-    alerts = raise_alerts(chunk_results, plan, statistics)
+    alerts = raise_alerts(chunk_results, plan, statistics, statistics["repairs"])
     alerts >> check_outcome(statistics)
 
 

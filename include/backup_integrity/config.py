@@ -21,6 +21,7 @@ BACKEND_CONN_IDS = {"r2": "backup_r2", "b2": "backup_b2"}
 BACKENDS = ("local", "r2", "b2")
 MODES = ("quick", "rolling", "full")
 DEFAULT_MODE = "rolling"
+REPAIR_MODES = ("off", "plan", "apply")
 
 #: The DAG's trigger params and their defaults (the trigger form shows these).
 PARAM_DEFAULTS: dict[str, Any] = {
@@ -28,6 +29,7 @@ PARAM_DEFAULTS: dict[str, Any] = {
     "lookback_days": None,
     "max_backups": None,
     "backup_ids": [],
+    "repair": None,
 }
 
 DEFAULT_EXPECTED_BACKENDS: dict[str, list[str]] = {
@@ -65,6 +67,7 @@ class Settings:
     rehash_budget_bytes: int | None = None
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: float = 2
+    repair: str = "off"
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -82,6 +85,7 @@ class RunOptions:
     lookback_days: int
     max_backups: int | None
     backup_ids: list[str]
+    repair: str = "off"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,7 +195,15 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         values["stall_after_hours"] = _require_positive_number("stall_after_hours", data["stall_after_hours"])
     if "expected_backends" in data:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
+    if "repair" in data:
+        values["repair"] = _require_repair_mode(_where("repair"), data["repair"])
     return replace(Settings(), **values)
+
+
+def _require_repair_mode(where: str, value: Any) -> str:
+    if value not in REPAIR_MODES:
+        raise ConfigError(f"{where}: expected one of {list(REPAIR_MODES)!r}, got {value!r}")
+    return value
 
 
 def _param_int(name: str, value: Any, minimum: int) -> int | None:
@@ -229,11 +241,14 @@ def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> Ru
         backup_ids = [part.strip() for part in backup_ids.replace("\n", ",").split(",")]
     if not isinstance(backup_ids, list) or not all(isinstance(b, str) for b in backup_ids):
         raise ConfigError(f"trigger param 'backup_ids': expected a list of backup ids, got {backup_ids!r}")
+    repair = params.get("repair")
+    repair = settings.repair if repair is None else _require_repair_mode("trigger param 'repair'", repair)
     return RunOptions(
         mode=mode,
         lookback_days=lookback if lookback is not None else settings.lookback_days,
         max_backups=cap if cap is not None else settings.max_backups,
         backup_ids=[b.strip() for b in backup_ids if b.strip()],
+        repair=repair,
     )
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from include.backup_integrity.records import Chunk, ChunkOutcome, Statistics
+    from include.backup_integrity.repair import RepairOutcome
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         "window_end": window_end_out.isoformat() if window_end_out else None,
         "settings": settings.to_dict(),
         "rotation": rotation.statistics() if options.mode == "rolling" else {},
+        "repair": options.repair,
     }
 
 
@@ -187,7 +189,81 @@ def redact_result(result: CheckResult) -> CheckResult:
     return {**result, "message": message, "path": redact(result["path"]), "actual": actual}
 
 
-def aggregate(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: str) -> Statistics:
+def repair(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any]) -> list[RepairOutcome]:
+    """Plan (``repair = "plan"``) or make (``"apply"``) the repairs the run's failures call for."""
+    from include.backup_integrity import repair as repairing
+
+    mode = plan.get("repair", repairing.OFF)
+    if mode == repairing.OFF:
+        return []
+    outcomes = list(outcomes)
+    failures = failures_of(outcomes, plan)
+    tasks = repairing.plan_repairs(failures + sources_for_repair(outcomes, failures, plan))
+    if mode == repairing.PLAN:
+        repairs = repairing.planned_outcomes(tasks)
+        log.info("repair plan (nothing copied): %d bad copies", len(repairs))
+    else:
+        repairs = repairing.execute_repairs(tasks, settings_from_dict(plan["settings"]))
+        log.info(
+            "repairs: %d repaired, %d not repaired",
+            sum(1 for o in repairs if o["status"] == repairing.REPAIRED),
+            sum(1 for o in repairs if o["status"] != repairing.REPAIRED),
+        )
+    for line in repairing.describe_plan(repairs):
+        log.info("  %s", line)
+    return repairs
+
+
+def failures_of(outcomes: list[ChunkOutcome], plan: dict[str, Any]) -> list[CheckResult]:
+    failures = list(plan["decided"])
+    for outcome in outcomes:
+        failures.extend(outcome["failures"])
+    return failures
+
+
+def sources_for_repair(
+    outcomes: list[ChunkOutcome], failures: list[CheckResult], plan: dict[str, Any]
+) -> list[CheckResult]:
+    """The passing copies of the backups that have a repairable failure, with their locations.
+
+    Passes travel as ids; where each copy lives comes from the catalog (few rows: only
+    backups with a failure).
+    """
+    from include.backup_integrity.checks import path_for
+    from include.backup_integrity.repair import REPAIRABLE_KINDS
+
+    wanted = {f["backup_id"] for f in failures if f["kind"] in REPAIRABLE_KINDS and f["backend"]}
+    if not wanted:
+        return []
+    conn = connect_catalog()
+    try:
+        records, _ = catalog.select_by_ids(conn, settings_from_dict(plan["settings"]), sorted(wanted))
+        conn.commit()
+    finally:
+        conn.close()
+    by_id = {record["id"]: record for record in records}
+    sources = []
+    for outcome in outcomes:
+        for evidence, ids in outcome["passed"].items():
+            for backup_id in ids:
+                record = by_id.get(backup_id)
+                if record is None:
+                    continue
+                source = passed_result(backup_id, outcome, evidence)
+                source["path"] = path_for(record, outcome["backend"])
+                sources.append(source)
+    return sources
+
+
+def aggregate(
+    outcomes: Iterable[ChunkOutcome],
+    plan: dict[str, Any],
+    run_id: str,
+    repairs: list[RepairOutcome] | None = None,
+) -> Statistics:
+    from include.backup_integrity.metrics import emit_statistics
+    from include.backup_integrity.repair import repair_statistics
+
     outcomes = list(outcomes)
     stats = statistics_from_outcomes(
         outcomes,
@@ -200,7 +276,9 @@ def aggregate(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: st
         chunks=len(outcomes),
     )
     stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
+    stats.update(repair_statistics(plan.get("repair", "off"), list(repairs or [])))  # type: ignore[typeddict-item]
     log.info("run statistics: %s", stats)
+    emit_statistics(stats)
     return stats
 
 
@@ -210,6 +288,7 @@ def record_and_alert(
     statistics: Statistics,
     run_id: str,
     dag_id: str,
+    repairs: list[RepairOutcome] | None = None,
 ) -> dict[str, Any]:
     """Write failures, metadata and alerts in one transaction; then deliver notices.
 
@@ -217,13 +296,12 @@ def record_and_alert(
     pass is spelled out as a result only where an open alert may need it.
     """
     from include.backup_integrity import alerts, notify
+    from include.backup_integrity.repair import APPLY, record_repairs
 
     register_package_secrets()
     settings = settings_from_dict(plan["settings"])
     outcomes = list(outcomes)
-    failures = list(plan["decided"])
-    for outcome in outcomes:
-        failures.extend(outcome["failures"])
+    failures = failures_of(outcomes, plan)
     conn = connect_catalog()
     try:
         # select_backups created the verifier's tables at the start of this run.
@@ -233,9 +311,13 @@ def record_and_alert(
             catalog.record_results(cur, run_id, failures)
             open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
             passes = passes_for_alerts(outcomes, open_keys)
-            timestamps, summary_for = metadata_summaries(outcomes, failures, run_id, plan["mode"])
+            applied = (repairs or []) if plan.get("repair") == APPLY else []
+            timestamps, summary_for = metadata_summaries(outcomes, failures, run_id, plan["mode"], applied)
             updated = catalog.update_metadata_lazily(cur, settings, timestamps, summary_for)
-            changes = alerts.apply_alert_changes(cur, settings.alerts_table, failures + passes, run_id)
+            record_repairs(cur, run_id, repairs or [])
+            changes = alerts.apply_alert_changes(
+                cur, settings.alerts_table, failures + passes, run_id, applied
+            )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
         delivery = notify.deliver_pending(
             conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
@@ -285,7 +367,11 @@ def passes_for_alerts(
 
 
 def metadata_summaries(
-    outcomes: list[ChunkOutcome], failures: list[CheckResult], run_id: str, mode: str
+    outcomes: list[ChunkOutcome],
+    failures: list[CheckResult],
+    run_id: str,
+    mode: str,
+    repairs: list[RepairOutcome] | None = None,
 ) -> tuple[dict[str, str], Callable[[str], dict[str, Any]]]:
     """Each checked backup's check time, and its ``last_integrity_check`` built on demand."""
     timestamps: dict[str, str] = {}
@@ -295,6 +381,11 @@ def metadata_summaries(
                 if timestamps.get(backup_id, "") < outcome["checked_at"]:
                     timestamps[backup_id] = outcome["checked_at"]
     failed = catalog.backup_check_summaries(failures, run_id)
+    for outcome in repairs or []:
+        if outcome["backup_id"] in failed:
+            failed[outcome["backup_id"]].setdefault("repairs", []).append(
+                {k: outcome[k] for k in ("backend", "kind", "status", "source_backend")}  # type: ignore[literal-required]
+            )
     for backup_id, summary in failed.items():
         timestamps[backup_id] = max(timestamps.get(backup_id, ""), summary["timestamp"])
 
@@ -323,6 +414,11 @@ def check_outcome(statistics: Statistics) -> None:
             f"{statistics['checksum_mismatches']} checksum mismatches, "
             f"{statistics['backend_errors']} backend errors, "
             f"{statistics['invalid_records']} invalid records (alerts raised)"
+            + (
+                f"; {statistics['repaired']} repaired, {statistics['repair_failed']} not repaired"
+                if "repaired" in statistics
+                else ""
+            )
         )
     log.info("all %d check(s) passed", statistics.get("checks_total", 0))
 

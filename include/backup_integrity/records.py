@@ -133,3 +133,8 @@ class Statistics(TypedDict, total=False):
     bytes_read: int
     requests: dict[str, dict[str, int]]
     chunks: int
+    # Added by repair (present only when the run's repair mode is not "off").
+    repair: str
+    repair_plan: list[dict[str, Any]]
+    repaired: int
+    repair_failed: int

@@ -59,8 +59,9 @@ def compute_statistics(
 
 
 def run_failed(stats: Statistics) -> bool:
-    """A run fails when any of its own checks failed or could not run."""
-    return stats.get("checks_total", 0) != stats.get("checks_passed", 0)
+    """A run fails when any of its own checks failed or could not run, and was not repaired."""
+    unrepaired = stats.get("checks_total", 0) - stats.get("checks_passed", 0) - stats.get("repaired", 0)
+    return unrepaired > 0
 
 
 def statistics_from_outcomes(

@@ -119,10 +119,11 @@ def max_map_length() -> int:
 def verify(chunk: Chunk, settings: dict[str, Any]) -> list[CheckResult]:
     """Verify one chunk on its backend; every problem becomes a result."""
     from include.backup_integrity.backends import build_backend
+    from include.backup_integrity.breaker import CircuitBreaker
     from include.backup_integrity.verify import verify_chunk
 
     register_package_secrets()
-    backend = build_backend(chunk["backend"], settings_from_dict(settings))
+    backend = CircuitBreaker(build_backend(chunk["backend"], settings_from_dict(settings)))
     return [redact_result(result) for result in verify_chunk(chunk, backend)]
 
 

@@ -1,0 +1,62 @@
+"""Stop asking a store that keeps failing: bounds the time a stalled store costs a chunk.
+
+Botocore bounds each request (timeouts, attempts); a chunk asks about up to
+``chunk_size`` objects, so a store that answers its bucket check but then lets
+every object request time out would cost a chunk that bound once per object.
+After :data:`THRESHOLD` failed observations in a row (as many as are in flight at
+once), the rest of the chunk is not asked and reported as ``backend_error``, which
+is what asking would have given.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from include.backup_integrity.checks import Observation
+from include.backup_integrity.verify import CONCURRENCY
+
+if TYPE_CHECKING:
+    from include.backup_integrity.backends import Backend
+
+#: Consecutive failed observations after which a backend is not asked again in this chunk.
+THRESHOLD = CONCURRENCY
+
+
+class CircuitBreaker:
+    """A backend that stops being asked after :data:`THRESHOLD` errors in a row."""
+
+    def __init__(self, backend: Backend, threshold: int = THRESHOLD) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.threshold = threshold
+        self._failures = 0
+        self._last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def describe(self, path: str) -> str:
+        return self.backend.describe(path)
+
+    def open_session(self) -> str | None:
+        return self.backend.open_session()
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self._failures >= self.threshold
+
+    def observe(self, path: str, *, read_content: bool) -> Observation:
+        with self._lock:
+            if self._failures >= self.threshold:
+                return Observation(
+                    error=f"not asked: {self.name} failed {self._failures} requests in a row "
+                    f"in this chunk (last: {self._last_error})"
+                )
+        observation = self.backend.observe(path, read_content=read_content)
+        with self._lock:
+            if observation.error:
+                self._failures += 1
+                self._last_error = observation.error
+            else:
+                self._failures = 0
+        return observation

@@ -5,16 +5,22 @@ Every hour, prove that each recent backup is present and intact in every place
 it is stored (the local folder, Cloudflare R2 and Backblaze B2), and raise
 deduplicated alerts the moment one is not.
 
-1. `select_backups` validates the `backup_integrity` Variable, reads the COMPLETED
-   backups of the run's window from the catalog (`backup_catalog`) and splits
-   the checks into chunks per backend.
-2. `verify_chunk` is mapped over those chunks: existence and size, plus the
-   SHA-256 of the content in `full` mode (or the store's own SHA-256 in `quick`
-   mode when it has one). Problems become results, never task failures.
-3. `aggregate_results` returns the run's statistics.
+1. `select_backups` validates the `backup_integrity` Variable, sizes the run's
+   scope (COMPLETED backups of the window) in the catalog (`backup_catalog`) and
+   splits each backend's keys into at most `max_chunks_per_backend` ranges.
+2. `verify_chunk` is mapped over those ranges: existence and size from folder
+   listings; content from the fingerprint recorded when the object's SHA-256
+   was last proven, the store's own SHA-256, and reads: every object in `full`
+   mode, this hour's slice of the weekly re-hash (and anything changed) in
+   `rolling` mode (the default), none in `quick` mode. Problems become
+   results, never task failures.
+3. `aggregate_results` repairs bad copies from a verified replica when the
+   `repair` key or param says `apply` (`plan` only lists what it would copy),
+   returns the run's statistics and emits them as `backup_integrity.*` metrics.
 4. `raise_alerts` writes results, `metadata.last_integrity_check` and alert rows
    in one transaction, then notifies through `backup_notify` (Apprise).
-5. `check_outcome` fails the run when any of its checks failed or could not run.
+5. `check_outcome` fails the run when any of its checks failed or could not run
+   and was not repaired.
 
 Trigger with params to check in `full` mode, over another lookback, or exactly
 the listed `backup_ids`.
@@ -26,7 +32,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
-from include.backup_integrity.records import CheckResult, Chunk, Statistics
+from include.backup_integrity.records import Chunk, ChunkOutcome, Statistics
 
 
 def report_verifier_crash(context) -> None:
@@ -48,10 +54,12 @@ def report_verifier_crash(context) -> None:
     on_failure_callback=report_verifier_crash,
     params={
         "mode": Param(
-            "quick",
-            enum=["quick", "full"],
-            description="quick: existence, size and the store's own SHA-256 (no downloads); "
-            "full: also read every object and compare its SHA-256.",
+            "rolling",
+            enum=["rolling", "quick", "full"],
+            description="rolling: quick checks of everything plus this hour's slice of the rotating "
+            "full re-hash (and a re-read of anything changed); quick: existence, size, fingerprints "
+            "and the store's own SHA-256, never a download; full: read every object and compare "
+            "its SHA-256.",
         ),
         "lookback_days": Param(
             None,
@@ -70,6 +78,13 @@ def report_verifier_crash(context) -> None:
             type="array",
             items={"type": "string"},
             description="Check exactly these COMPLETED backups, whatever their age; empty: the window.",
+        ),
+        "repair": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "off", "plan", "apply"],
+            description="Repair bad copies from a replica verified good: off, plan (list only) or "
+            "apply; empty: the Variable's value (default off).",
         ),
     },
 )
@@ -91,27 +106,34 @@ def verify_storage_integrity():
             raise AirflowFailException(str(error)) from None  # retrying cannot fix configuration
         chunks = plan.pop("chunks")
         ti.xcom_push(key="plan", value=plan)
+        ti.xcom_push(key="settings", value=plan["settings"])
         return chunks
 
-    @task(map_index_template="{{ chunk_label }}", retries=1)
-    def verify_chunk(chunk: Chunk, plan: dict) -> list[CheckResult]:
+    @task(map_index_template="{{ chunk_label }}", retries=1, multiple_outputs=False)
+    def verify_chunk(chunk: Chunk, settings: dict, run_id=None) -> ChunkOutcome:
         from include.backup_integrity.pipeline import verify
 
         get_current_context()["chunk_label"] = chunk["label"]
-        return verify(chunk, plan["settings"])
+        return verify(chunk, settings, run_id)
 
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
     @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
-    def aggregate_results(chunk_results: list, plan: dict, run_id=None) -> Statistics:
-        from include.backup_integrity.pipeline import aggregate
+    def aggregate_results(chunk_results: list, plan: dict, run_id=None, ti=None) -> Statistics:
+        """Repair (per the run's repair mode), then return the statistics; repairs go to XCom "repairs"."""
+        from include.backup_integrity.pipeline import aggregate, repair
 
-        return aggregate(chunk_results, plan, run_id)
+        chunk_results = list(chunk_results)
+        repairs = repair(chunk_results, plan)
+        ti.xcom_push(key="repairs", value=repairs)
+        return aggregate(chunk_results, plan, run_id, repairs)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
-    def raise_alerts(chunk_results: list, plan: dict, statistics: dict, run_id=None, dag=None) -> dict:
+    def raise_alerts(
+        chunk_results: list, plan: dict, statistics: dict, repairs: list, run_id=None, dag=None
+    ) -> dict:
         from include.backup_integrity.pipeline import record_and_alert
 
-        return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id)
+        return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id, repairs)
 
     @task(retries=0, trigger_rule=TriggerRule.NONE_FAILED)
     def check_outcome(statistics: dict) -> None:
@@ -126,9 +148,9 @@ def verify_storage_integrity():
 
     chunks = select_backups()
     plan = chunks["plan"]
-    chunk_results = verify_chunk.partial(plan=plan).expand(chunk=chunks)
+    chunk_results = verify_chunk.partial(settings=chunks["settings"]).expand(chunk=chunks)
     statistics = aggregate_results(chunk_results, plan)
-    alerts = raise_alerts(chunk_results, plan, statistics)
+    alerts = raise_alerts(chunk_results, plan, statistics, statistics["repairs"])
     alerts >> check_outcome(statistics)
 
 

@@ -74,9 +74,14 @@ def print_report(outcome, stores, labels: dict[str, str], webhook, smtp) -> None
     print(f"\n=== run {outcome.run_id}: {outcome.state.upper()} ===")
     print("statistics (aggregate_results):")
     for key, value in outcome.statistics.items():
-        if key in ("run_id",):
+        if key in ("run_id", "repair_plan"):
             continue
         print(f"  {key:24} {value}")
+    for entry in outcome.statistics.get("repair_plan", []):
+        print(
+            f"  repair {entry['backup_id'][:8]} {entry['kind']} on {entry['backend']}: "
+            f"from {entry['source_backend'] or '-'} ({entry['reason']})"
+        )
     print("\nresults per backup:")
     rows = query(
         stores,
@@ -106,8 +111,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=["quick", "full"], default="quick")
+    parser.add_argument("--mode", choices=["rolling", "quick", "full"], default="rolling")
     parser.add_argument("--runs", type=int, default=2, help="runs in a row (the 2nd shows dedup)")
+    parser.add_argument(
+        "--repair",
+        choices=["off", "plan", "apply"],
+        default="off",
+        help="repair bad copies from a verified replica (plan: only list what would be copied)",
+    )
     args = parser.parse_args()
 
     home = prepare_airflow_home()
@@ -157,7 +168,8 @@ def main() -> int:
             f"B2 ({b2.endpoint_url}); running verify_storage_integrity in {args.mode} mode ..."
         )
         for _ in range(args.runs):
-            outcome = DagRunOutcome(load_dag().test(run_conf={"mode": args.mode}))
+            conf = {"mode": args.mode, "repair": args.repair}
+            outcome = DagRunOutcome(load_dag().test(run_conf=conf))
             print_report(outcome, stores, labels, webhook, smtp)
         shutil.rmtree(local_root, ignore_errors=True)
     finally:

@@ -20,8 +20,7 @@ from include.backup_integrity.db import sql
 from include.backup_integrity.records import (
     BACKEND_ERROR,
     CHECKSUM_MISMATCH,
-    EVIDENCE_CONTENT,
-    EVIDENCE_SERVER_SHA256,
+    CONTENT_EVIDENCE,
     INVALID_RECORD,
     MISSING,
     PASSED,
@@ -150,7 +149,7 @@ def covers(alert_kind: str, result: CheckResult) -> bool:
         return False
     if alert_kind == CHECKSUM_MISMATCH:
         # Only a content verification clears a content failure, never a size check.
-        return result["evidence"] in (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256)
+        return result["evidence"] in CONTENT_EVIDENCE
     return alert_kind in (MISSING, SIZE_MISMATCH, INVALID_RECORD)
 
 
@@ -457,23 +456,43 @@ def notice_body(message: str, details: dict[str, Any]) -> str:
 
 
 def apply_alert_changes(
-    cur: Any, alerts_table: str, results: list[CheckResult], run_id: str
+    cur: Any,
+    alerts_table: str,
+    results: list[CheckResult],
+    run_id: str,
+    repairs: Iterable[dict[str, Any]] = (),
 ) -> dict[str, int]:
-    """Write the run's alert changes and queue their notices; the caller owns the transaction."""
+    """Write the run's alert changes and queue their notices; the caller owns the transaction.
+
+    ``repairs`` are the outcomes of this run's applied repairs: a repaired failure's
+    alert is resolved as ``repaired`` with one notice saying what was found and what
+    was repaired; one not repaired stays open with ``details.repair_error``.
+    """
+    from include.backup_integrity.repair import REPAIRED
+
     open_alerts = load_open_alerts(cur, alerts_table)
     plan = plan_alert_changes(open_alerts, results, run_id)
     alert_ids: dict[AlertKey, int] = {a.key: a.id for a in open_alerts if a.details.get("kind") != SUMMARY}
+    repair_by_key: dict[AlertKey, dict[str, Any]] = {
+        (r["backup_id"], r["backend"], r["kind"]): r for r in repairs
+    }
 
-    opened = 0
+    opened = repaired = 0
     for alert in plan.new:
         if _resolved_later(cur, alerts_table, alert.key, alert.details["last_seen"]):
             continue  # an older run's finding, already disproved by a later check
-        opened += 1
+        outcome = repair_by_key.get(alert.key)
+        if outcome is not None and outcome["status"] != REPAIRED:
+            alert.details["repair_error"] = outcome["error"] or outcome["reason"]
         alert_id = _insert_alert(
             cur, alerts_table, alert.key[0], alert.severity, alert.message, alert.details
         )
         _add_occurrence(cur, alert_id, run_id, alert.details["last_seen"])
         alert_ids[alert.key] = alert_id
+        if outcome is not None and outcome["status"] == REPAIRED:
+            repaired += _resolve_repaired(cur, alerts_table, alert_id, outcome, run_id)
+            continue
+        opened += 1
         title = f"[{alert.severity}] Backup integrity: {KIND_LABEL[alert.key[2]]}"
         if alert.key[1]:
             title += f" on {alert.key[1]}"
@@ -492,6 +511,34 @@ def apply_alert_changes(
             seen.message,
             seen.details,
         )
+        outcome = repair_by_key.get(
+            (seen.details.get("backup_id"), seen.details.get("backend"), seen.details["kind"])
+        )
+        if outcome is None:
+            continue
+        if outcome["status"] == REPAIRED:
+            repaired += _resolve_repaired(cur, alerts_table, seen.alert_id, outcome, run_id)
+        else:
+            cur.execute(
+                sql.SQL("UPDATE {t} SET details = details || %s::jsonb WHERE id = %s").format(
+                    t=table(alerts_table)
+                ),
+                [json.dumps({"repair_error": outcome["error"] or outcome["reason"]}), seen.alert_id],
+            )
+
+    # Older alerts about the same copy (say, "missing" before it came back the wrong size)
+    # are settled too: the copy has just been read back byte for byte.
+    for outcome in repair_by_key.values():
+        if outcome["status"] != REPAIRED:
+            continue
+        for alert in open_alerts:
+            if (
+                alert.backup_id == outcome["backup_id"]
+                and alert.details.get("backend") == outcome["backend"]
+                and alert.details.get("kind") in (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH)
+                and alert.key not in repair_by_key
+            ):
+                repaired += _resolve_repaired(cur, alerts_table, alert.id, outcome, run_id)
 
     for resolution in plan.resolved:
         cur.execute(
@@ -522,7 +569,58 @@ def apply_alert_changes(
 
     summary_id = _apply_summary(cur, alerts_table, plan.summary, alert_ids, run_id)
     _resolve_finished_summaries(cur, alerts_table, keep_open=summary_id, run_id=run_id)
-    return {"opened": opened, "updated": len(plan.observed), "resolved": len(plan.resolved)}
+    return {
+        "opened": opened,
+        "updated": len(plan.observed),
+        "resolved": len(plan.resolved),
+        "repaired": repaired,
+    }
+
+
+def _resolve_repaired(
+    cur: Any, alerts_table: str, alert_id: int, outcome: dict[str, Any], run_id: str
+) -> int:
+    """Resolve an alert whose copy was repaired; queue the one notice that says both what and how."""
+    repair = {
+        "source_backend": outcome["source_backend"],
+        "sha256": outcome["sha256"],
+        "repaired_at": outcome["repaired_at"],
+    }
+    cur.execute(
+        sql.SQL(
+            "UPDATE {t} SET status = 'RESOLVED', resolved_at = %s, "
+            "details = (details - 'repair_error') || %s::jsonb WHERE id = %s AND status = ANY(%s) "
+            "RETURNING message, details"
+        ).format(t=table(alerts_table)),
+        [
+            outcome["repaired_at"],
+            json.dumps({"resolution": "repaired", "resolved_by_run_id": run_id, "repair": repair}),
+            alert_id,
+            list(OPEN_STATUSES),
+        ],
+    )
+    row = cur.fetchone()
+    if row is None:
+        return 0
+    message, details = row
+    label = KIND_LABEL.get(details.get("kind"), details.get("kind"))
+    source = outcome["source_backend"]
+    body = (
+        f"Found: {message}\n"
+        f"Repaired: copied {outcome['source_path']} from {source} to {details.get('backend')} "
+        f"({outcome['path']}); the written copy was read back and its SHA-256 {outcome['sha256']} "
+        f"matches the catalog ({outcome['repaired_at']}).\n\n" + notice_body(message, details)
+    )
+    _queue_notice(
+        cur,
+        alert_id,
+        "repaired",
+        run_id,
+        f"[REPAIRED] Backup integrity: {label} on {details.get('backend')}, restored from {source}",
+        body,
+        "warning",
+    )
+    return 1
 
 
 def _resolved_later(cur: Any, alerts_table: str, key: AlertKey, checked_at: str) -> bool:

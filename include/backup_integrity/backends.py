@@ -17,6 +17,10 @@ import logging
 import os
 import re
 import stat
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from include.backup_integrity.checks import Observation
@@ -43,15 +47,61 @@ DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One entry of a folder listing: enough to judge existence, size and "unchanged"."""
+
+    size: int | None
+    fingerprint: str
+    etag: str | None = None
+    has_sha256: bool = False
+    invalid: str | None = None
+
+
+@dataclass
+class FolderListing:
+    """The wanted keys a listing found (absent keys: the store says they are not there)."""
+
+    entries: dict[str, Listed]
+    requests: int
+    error: str | None = None
+
+
 class Backend(Protocol):
     name: str
+    requests: Counter[str]
 
     def open_session(self) -> str | None:
         """Prepare to observe; return an error that applies to every object, or None."""
 
     def observe(self, path: str, *, read_content: bool) -> Observation: ...
 
+    def list_keys(self, keys: list[str]) -> FolderListing:
+        """List the store around ``keys``: what it found, keyed by path (absent: not there)."""
+
+    def read(self, path: str, listed: Listed | None) -> Observation:
+        """Read the object byte for byte and hash it."""
+
+    def probe(self, path: str) -> Observation:
+        """Ask about one object (a HEAD): a store checksum, metadata, or that it is not there."""
+
     def describe(self, path: str) -> str: ...
+
+
+def shared_start(first: str, last: str) -> str:
+    """The characters two keys begin with (a listing prefix; keys are names, not paths)."""
+    length = 0
+    for a, b in zip(first, last, strict=False):
+        if a != b:
+            break
+        length += 1
+    return first[:length]
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """(folder with its trailing "/" or "", name) of a key or relative path."""
+    folder, slash, name = path.rpartition("/")
+    return (folder + slash, name)
 
 
 def hash_stream(chunks: Iterator[bytes]) -> tuple[str, int]:
@@ -71,9 +121,92 @@ class LocalBackend:
     """A folder on the worker's disk; catalog paths are relative to ``root``."""
 
     name = "local"
+    reports_checksums = False
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.requests[what] += 1
+
+    def list_keys(self, keys: list[str]) -> FolderListing:
+        """One ``os.scandir`` per folder the keys live in."""
+        folders: dict[str, list[str]] = {}
+        for key in keys:
+            folder, name = split_path(key)
+            folders.setdefault(folder, []).append(name)
+        found: dict[str, Listed] = {}
+        requests = 0
+        for folder, names in folders.items():
+            listing = self.list_folder(folder, names)
+            requests += listing.requests
+            if listing.error:
+                return FolderListing(found, requests, listing.error)
+            found.update({folder + name: entry for name, entry in listing.entries.items()})
+        return FolderListing(found, requests)
+
+    def list_folder(self, folder: str, names: list[str]) -> FolderListing:
+        """One ``os.scandir`` of the folder; entries are lstat-ed, symlinks never followed."""
+        self._count("scandir")
+        wanted = set(names)
+        try:
+            directory = self._safe_folder(folder)
+        except UnsafePathError as exc:
+            return FolderListing({n: Listed(None, "", invalid=str(exc)) for n in wanted}, 1)
+        except (FileNotFoundError, NotADirectoryError):
+            return FolderListing({}, 1)
+        except OSError as exc:
+            return FolderListing({}, 1, f"cannot stat folder {folder!r} under local_root: {exc.strerror}")
+        entries: dict[str, Listed] = {}
+        try:
+            with os.scandir(directory) as listing:
+                for entry in listing:
+                    if entry.name not in wanted:
+                        continue
+                    path = folder + entry.name
+                    if entry.is_symlink():
+                        entries[entry.name] = Listed(
+                            None, "", invalid=f"local path {path!r} is a symlink; symlinks are never followed"
+                        )
+                        continue
+                    info = entry.stat(follow_symlinks=False)
+                    if not stat.S_ISREG(info.st_mode):
+                        entries[entry.name] = Listed(
+                            None, "", invalid=f"local path {path!r} is not a regular file"
+                        )
+                        continue
+                    entries[entry.name] = Listed(info.st_size, local_fingerprint(info))
+        except FileNotFoundError:
+            return FolderListing({}, 1)
+        except OSError as exc:
+            return FolderListing({}, 1, f"cannot list folder {folder!r} under local_root: {exc.strerror}")
+        return FolderListing(entries, 1)
+
+    def _safe_folder(self, folder: str) -> str:
+        """The folder's real location, refusing ``..`` and symlinked components."""
+        current = os.path.realpath(self.root)
+        parts = [p for p in folder.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise UnsafePathError(f"local folder {folder!r} does not stay inside local_root")
+        for part in parts:
+            current = os.path.join(current, part)
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                raise UnsafePathError(
+                    f"local folder {folder!r} passes through a symlink at {current!r}; "
+                    "symlinks are never followed"
+                )
+        return current
+
+    def read(self, path: str, listed: Listed | None) -> Observation:
+        self._count("read")
+        return self.observe(path, read_content=True)
+
+    def probe(self, path: str) -> Observation:
+        self._count("stat")
+        return self.observe(path, read_content=False)
 
     def describe(self, path: str) -> str:
         return os.path.join(self.root, path)
@@ -117,7 +250,7 @@ class LocalBackend:
         if not stat.S_ISREG(info.st_mode):
             return Observation(invalid=f"local path {path!r} is not a regular file")
         if not read_content:
-            return Observation(exists=True, size=info.st_size)
+            return Observation(exists=True, size=info.st_size, fingerprint=local_fingerprint(info))
         try:
             fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
@@ -135,7 +268,18 @@ class LocalBackend:
             return Observation(error=f"reading {path!r} failed: {exc.strerror}")
         finally:
             os.close(fd)
-        return Observation(exists=True, size=opened.st_size, content_sha256=digest, bytes_read=total)
+        return Observation(
+            exists=True,
+            size=opened.st_size,
+            content_sha256=digest,
+            bytes_read=total,
+            fingerprint=local_fingerprint(opened),
+        )
+
+
+def local_fingerprint(info: os.stat_result) -> str:
+    """Size, mtime, ctime and inode: any write or replacement changes at least one of them."""
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
 
 
 def hash_fd(fd: int) -> tuple[str, int]:
@@ -208,11 +352,16 @@ def describe_client_error(exc: Exception) -> tuple[str | None, str]:
 class S3Backend:
     """An S3-compatible bucket (R2, B2, ...) reached through the amazon provider's hook."""
 
+    #: A HEAD can tell more than a listing: the store's SHA-256, or one recorded at upload.
+    reports_checksums = True
+
     def __init__(self, name: str, conn_id: str, bucket: str) -> None:
         self.name = name
         self.conn_id = conn_id
         self.bucket = bucket
         self._client: Any = None
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def describe(self, path: str) -> str:
         return f"s3://{self.bucket}/{path}"
@@ -237,25 +386,98 @@ class S3Backend:
             return f"{self.name} ({self.conn_id}) cannot be reached: {exc}"
         return None
 
-    def observe(self, path: str, *, read_content: bool) -> Observation:
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.requests[what] += 1
+
+    def list_keys(self, keys: list[str]) -> FolderListing:
+        """ListObjectsV2 from just before the first key to the last, under their common prefix.
+
+        One request answers up to 1,000 keys whatever the folder layout; paging stops
+        once past the last wanted key.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
+        wanted = set(keys)
+        first, last = min(keys), max(keys)
+        prefix = shared_start(first, last)
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if first:
+            request["StartAfter"] = first[:-1]  # a proper prefix of ``first`` sorts just before it
+        entries: dict[str, Listed] = {}
+        requests = 0
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=path, ChecksumMode="ENABLED")
+            while True:
+                self._count("list")
+                requests += 1
+                page = self.client.list_objects_v2(**request)
+                past_last = False
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if key > last:
+                        past_last = True
+                        break
+                    if key in wanted:
+                        entries[key] = s3_listed(item)
+                if past_last or not page.get("IsTruncated"):
+                    break
+                request["ContinuationToken"] = page["NextContinuationToken"]
+                request.pop("StartAfter", None)
+        except ClientError as exc:
+            return FolderListing(entries, requests, describe_client_error(exc)[1])
+        except (BotoCoreError, OSError) as exc:
+            return FolderListing(entries, requests, f"{type(exc).__name__}: {exc}")
+        return FolderListing(entries, requests)
+
+    def _head(self, path: str) -> tuple[dict[str, Any] | None, Observation | None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._count("head")
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=path, ChecksumMode="ENABLED"), None
         except ClientError as exc:
             code, message = describe_client_error(exc)
             if code in NOT_FOUND_CODES:
-                return Observation(exists=False)
-            return Observation(error=message)
+                return None, Observation(exists=False)
+            return None, Observation(error=message)
         except (BotoCoreError, OSError) as exc:
-            return Observation(error=f"{type(exc).__name__}: {exc}")
-        size = head.get("ContentLength")
-        extra = {"etag": (head.get("ETag") or "").strip('"') or None}
-        server_sha = sha256_from_store(head)
+            return None, Observation(error=f"{type(exc).__name__}: {exc}")
+
+    def probe(self, path: str) -> Observation:
+        head, failed = self._head(path)
+        if failed is not None:
+            return failed
+        assert head is not None
+        return head_observation(head)
+
+    def observe(self, path: str, *, read_content: bool) -> Observation:
+        head, failed = self._head(path)
+        if failed is not None:
+            return failed
+        assert head is not None
         if not read_content:
-            return Observation(exists=True, size=size, server_sha256=server_sha, extra=extra)
+            return head_observation(head)
+        return self._get(path, head_observation(head), head.get("ETag"))
+
+    def read(self, path: str, listed: Listed | None) -> Observation:
+        """GET the object (conditional on the listed ETag) and hash it as it streams."""
+        if listed is None or not listed.etag:
+            return self.observe(path, read_content=True)
+        return self._get(
+            path,
+            Observation(exists=True, size=listed.size, fingerprint=listed.fingerprint),
+            f'"{listed.etag}"',
+        )
+
+    def _get(self, path: str, seen: Observation, etag: str | None) -> Observation:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._count("get")
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": path, "ChecksumMode": "ENABLED"}
+        if etag:
+            request["IfMatch"] = etag
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=path, IfMatch=head.get("ETag"))
+            response = self.client.get_object(**request)
             body = response["Body"]
             try:
                 digest, total = hash_stream(body.iter_chunks(READ_BLOCK_BYTES))
@@ -271,14 +493,60 @@ class S3Backend:
         expected_length = response.get("ContentLength")
         if expected_length is not None and total != expected_length:
             return Observation(error=f"download of {path!r} ended after {total} of {expected_length} bytes")
+        got = head_observation(response)
         return Observation(
             exists=True,
-            size=size,
-            server_sha256=server_sha,
+            size=got.size if got.size is not None else seen.size,
+            server_sha256=got.server_sha256 or seen.server_sha256,
+            metadata_sha256=got.metadata_sha256 or seen.metadata_sha256,
             content_sha256=digest,
             bytes_read=total,
-            extra=extra,
+            extra=got.extra,
+            fingerprint=got.fingerprint or seen.fingerprint,
         )
+
+
+#: Object metadata keys (``x-amz-meta-…``) under which uploaders commonly record a SHA-256.
+METADATA_SHA256_KEYS = ("sha256", "sha256sum", "content-sha256", "checksum-sha256", "x-sha256")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def metadata_sha256_of(metadata: dict[str, str] | None) -> str | None:
+    for key, value in (metadata or {}).items():
+        if key.lower() in METADATA_SHA256_KEYS and isinstance(value, str) and _HEX64.match(value.strip()):
+            return value.strip().lower()
+    return None
+
+
+def s3_fingerprint(etag: str | None, size: int | None, last_modified: Any) -> str:
+    """ETag, size and modification second: what a listing and a HEAD both say of one version."""
+    moment = int(last_modified.timestamp()) if isinstance(last_modified, datetime) else last_modified
+    return f"{etag or ''}:{size}:{moment}"
+
+
+def s3_listed(item: dict[str, Any]) -> Listed:
+    etag = (item.get("ETag") or "").strip('"') or None
+    size = item.get("Size")
+    return Listed(
+        size=size,
+        fingerprint=s3_fingerprint(etag, size, item.get("LastModified")),
+        etag=etag,
+        has_sha256="SHA256" in (item.get("ChecksumAlgorithm") or []),
+    )
+
+
+def head_observation(head: dict[str, Any]) -> Observation:
+    """What a HEAD (or a GET's headers) says about an existing object."""
+    etag = (head.get("ETag") or "").strip('"') or None
+    size = head.get("ContentLength")
+    return Observation(
+        exists=True,
+        size=size,
+        server_sha256=sha256_from_store(head),
+        metadata_sha256=metadata_sha256_of(head.get("Metadata")),
+        extra={"etag": etag},
+        fingerprint=s3_fingerprint(etag, size, head.get("LastModified")),
+    )
 
 
 def make_s3_client(conn_id: str) -> Any:
@@ -289,7 +557,26 @@ def make_s3_client(conn_id: str) -> Any:
 
     connection = BaseHook.get_connection(conn_id)
     config = Config(**botocore_config_for(connection.extra_dejson))
-    return S3Hook(aws_conn_id=conn_id, config=config).get_conn()
+    client = S3Hook(aws_conn_id=conn_id, config=config).get_conn()
+    client.meta.events.register_first("needs-retry.s3", bare_503_is_slow_down)
+    return client
+
+
+def bare_503_is_slow_down(response: Any = None, **_: Any) -> None:
+    """Name a bodiless 503 (a HEAD request's SlowDown) as the throttling it is.
+
+    S3 answers a throttled HEAD with a bare 503, which botocore parses as error code
+    "503": not a throttling error, so its retry mode would back off by milliseconds
+    and spend its retry quota thrice as fast, and the adaptive mode would never slow
+    the client down. Runs before botocore's own retry handlers decide.
+    """
+    if not response or response[1] is None:
+        return
+    error = response[1].get("Error") or {}
+    status = response[1].get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status == 503 and error.get("Code") in (None, "", "503"):
+        error["Code"] = "SlowDown"
+        response[1]["Error"] = error
 
 
 def build_backend(name: str, settings: Any) -> Backend:

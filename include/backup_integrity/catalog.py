@@ -17,7 +17,7 @@ from include.backup_integrity.db import sql, transaction
 from include.backup_integrity.records import PASSED, BackupRecord, CheckResult
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from include.backup_integrity.config import Settings
 
@@ -46,12 +46,12 @@ def ensure_schema(conn: Any) -> None:
         cur.execute(read_sql("integrity_tables.sql"))
 
 
-_COLUMNS = sql.SQL(
+COLUMNS = sql.SQL(
     "id::text, backup_type, filename, size_bytes, checksum, local_path, r2_path, b2_path, status, created_at"
 )
 
 
-def _record(row: tuple[Any, ...]) -> BackupRecord:
+def record_of(row: tuple[Any, ...]) -> BackupRecord:
     created_at = row[9]
     return BackupRecord(
         id=row[0],
@@ -77,10 +77,10 @@ def select_window(
     query = sql.SQL(
         "SELECT {cols} FROM {table} WHERE status = 'COMPLETED' "
         "AND created_at >= %s AND created_at < %s ORDER BY created_at DESC, id LIMIT %s"
-    ).format(cols=_COLUMNS, table=table(settings.backups_table))
+    ).format(cols=COLUMNS, table=table(settings.backups_table))
     with conn.cursor() as cur:
         cur.execute(query, [start, end, limit])
-        return [_record(row) for row in cur.fetchall()]
+        return [record_of(row) for row in cur.fetchall()]
 
 
 def select_by_ids(
@@ -98,7 +98,7 @@ def select_by_ids(
         return [], skipped
     query = sql.SQL(
         "SELECT {cols} FROM {table} WHERE id::text = ANY(%s) ORDER BY created_at DESC, id"
-    ).format(cols=_COLUMNS, table=table(settings.backups_table))
+    ).format(cols=COLUMNS, table=table(settings.backups_table))
     with conn.cursor() as cur:
         cur.execute(query, [list(requested)])
         rows = cur.fetchall()
@@ -107,7 +107,7 @@ def select_by_ids(
         row = found.get(normalised)
         if row is None or row[8] != "COMPLETED":
             skipped.append(raw)
-    records = [_record(row) for row in rows if row[8] == "COMPLETED"]
+    records = [record_of(row) for row in rows if row[8] == "COMPLETED"]
     return records, skipped
 
 
@@ -137,36 +137,78 @@ def backup_check_summaries(results: Iterable[CheckResult], run_id: str) -> dict[
 
 
 def update_metadata(cur: Any, settings: Settings, summaries: dict[str, dict[str, Any]]) -> int:
-    """Merge ``last_integrity_check`` into each backup's metadata, unless a later check is there.
+    """Merge ``last_integrity_check`` into each backup's metadata, unless a later check is there."""
+    return update_metadata_lazily(
+        cur, settings, {k: v["timestamp"] for k, v in summaries.items()}, summaries.__getitem__
+    )
+
+
+#: Backups whose metadata one statement batch updates.
+METADATA_BATCH = 5000
+
+
+def update_metadata_lazily(
+    cur: Any,
+    settings: Settings,
+    timestamps: dict[str, str],
+    summary_for: Callable[[str], dict[str, Any]],
+) -> int:
+    """Merge ``last_integrity_check`` (built on demand) into each backup's metadata.
 
     Each UPDATE merges into the JSON in place (``||``), so other keys, and other
     writers of other keys, are never lost. The caller holds the verifier's
     advisory lock, so reading the current check time first is race-free; it is
-    compared as a time, whatever format an earlier writer used.
+    compared as a time, whatever format an earlier writer used. Summaries are
+    built one batch at a time, so memory does not hold one per backup.
     """
-    if not summaries:
-        return 0
     t = table(settings.backups_table)
-    cur.execute(
-        sql.SQL(
-            "SELECT id::text, metadata -> 'last_integrity_check' ->> 'timestamp' FROM {t} "
-            "WHERE id::text = ANY(%s)"
-        ).format(t=t),
-        [list(summaries)],
-    )
-    current = {row[0]: parse_timestamp(row[1]) for row in cur.fetchall()}
-    query = sql.SQL(
+    select = sql.SQL(
+        "SELECT id::text, metadata -> 'last_integrity_check' ->> 'timestamp' FROM {t} "
+        "WHERE id::text = ANY(%s)"
+    ).format(t=t)
+    update = sql.SQL(
         "UPDATE {t} SET metadata = COALESCE(metadata, '{{}}'::jsonb) "
         "|| jsonb_build_object('last_integrity_check', %s::jsonb) WHERE id = %s::uuid"
     ).format(t=t)
+    ids = list(timestamps)
     updated = 0
-    for backup_id, summary in summaries.items():
-        previous = current.get(backup_id)
-        if previous is not None and previous > parse_timestamp(summary["timestamp"]):
-            continue  # a later check (e.g. by a newer concurrent run) is already recorded
-        cur.execute(query, [json.dumps(summary), backup_id])
-        updated += cur.rowcount
+    for offset in range(0, len(ids), METADATA_BATCH):
+        batch = ids[offset : offset + METADATA_BATCH]
+        cur.execute(select, [batch])
+        current = {row[0]: parse_timestamp(row[1]) for row in cur.fetchall()}
+        rows = []
+        for backup_id in batch:
+            if backup_id not in current:
+                continue  # the row is gone from the catalog
+            previous = current[backup_id]
+            if previous is not None and previous > parse_timestamp(timestamps[backup_id]):
+                continue  # a later check (e.g. by a newer concurrent run) is already recorded
+            rows.append((json.dumps(summary_for(backup_id)), backup_id))
+        if rows:
+            _apply_metadata(cur, t, update, rows)
+            updated += len(rows)
     return updated
+
+
+def _apply_metadata(cur: Any, t: sql.Composable, update: sql.Composable, rows: list[tuple[str, str]]) -> None:
+    """One UPDATE … FROM a COPY-filled staging table (psycopg 3), else one statement per row."""
+    if not hasattr(cur, "copy"):
+        cur.executemany(update, rows)
+        return
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_last_integrity_check (summary jsonb, id uuid) ON COMMIT DROP"
+    )
+    cur.execute("TRUNCATE stage_last_integrity_check")
+    with cur.copy("COPY stage_last_integrity_check (summary, id) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(
+        sql.SQL(
+            "UPDATE {t} AS b SET metadata = COALESCE(b.metadata, '{{}}'::jsonb) "
+            "|| jsonb_build_object('last_integrity_check', s.summary) "
+            "FROM stage_last_integrity_check s WHERE b.id = s.id"
+        ).format(t=t)
+    )
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -19,6 +19,7 @@ from include.backup_integrity.records import (
     EVIDENCE_CONTENT,
     EVIDENCE_SERVER_SHA256,
     EVIDENCE_SIZE,
+    EVIDENCE_UPLOAD_METADATA,
     INVALID_RECORD,
     MISSING,
     PASSED,
@@ -56,6 +57,8 @@ class Observation:
     error: str | None = None
     invalid: str | None = None
     extra: dict[str, Any] | None = None
+    fingerprint: str | None = None
+    metadata_sha256: str | None = None
 
 
 def path_for(record: BackupRecord, backend: str) -> str | None:
@@ -242,4 +245,18 @@ def classify(
                 EVIDENCE_SERVER_SHA256,
             )
         return result(PASSED, "size matched and the store's SHA-256 matched", EVIDENCE_SERVER_SHA256)
+    if observation.metadata_sha256 is not None:
+        if observation.metadata_sha256.lower() != expected_sha:
+            return result(
+                CHECKSUM_MISMATCH,
+                f"{backend} object {path!r}: the SHA-256 recorded in its metadata at upload is "
+                f"{observation.metadata_sha256}, catalog says {expected_sha} (weaker evidence: "
+                "the store never checked it; a full read settles it)",
+                EVIDENCE_UPLOAD_METADATA,
+            )
+        return result(
+            PASSED,
+            "size matched and the SHA-256 recorded at upload matched (weaker: not checked by the store)",
+            EVIDENCE_UPLOAD_METADATA,
+        )
     return result(PASSED, "exists and size matched", EVIDENCE_SIZE)

@@ -19,14 +19,17 @@ NOTIFY_CONN_ID = "backup_notify"
 BACKEND_CONN_IDS = {"r2": "backup_r2", "b2": "backup_b2"}
 
 BACKENDS = ("local", "r2", "b2")
-MODES = ("quick", "full")
+MODES = ("quick", "rolling", "full")
+DEFAULT_MODE = "rolling"
+REPAIR_MODES = ("off", "plan", "apply")
 
 #: The DAG's trigger params and their defaults (the trigger form shows these).
 PARAM_DEFAULTS: dict[str, Any] = {
-    "mode": "quick",
+    "mode": DEFAULT_MODE,
     "lookback_days": None,
     "max_backups": None,
     "backup_ids": [],
+    "repair": None,
 }
 
 DEFAULT_EXPECTED_BACKENDS: dict[str, list[str]] = {
@@ -59,8 +62,12 @@ class Settings:
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXPECTED_BACKENDS.items()}
     )
     chunk_size: int = 50
+    max_chunks_per_backend: int = 8
+    rehash_period_days: int = 7
+    rehash_budget_bytes: int | None = None
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: float = 2
+    repair: str = "off"
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -78,6 +85,7 @@ class RunOptions:
     lookback_days: int
     max_backups: int | None
     backup_ids: list[str]
+    repair: str = "off"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,11 +179,31 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         values["max_backups"] = _require_int("max_backups", data["max_backups"], minimum=1, nullable=True)
     if "chunk_size" in data:
         values["chunk_size"] = _require_int("chunk_size", data["chunk_size"], minimum=1)
+    if "max_chunks_per_backend" in data:
+        values["max_chunks_per_backend"] = _require_int(
+            "max_chunks_per_backend", data["max_chunks_per_backend"], minimum=1
+        )
+    if "rehash_period_days" in data:
+        values["rehash_period_days"] = _require_int(
+            "rehash_period_days", data["rehash_period_days"], minimum=0
+        )
+    if "rehash_budget_bytes" in data:
+        values["rehash_budget_bytes"] = _require_int(
+            "rehash_budget_bytes", data["rehash_budget_bytes"], minimum=1, nullable=True
+        )
     if "stall_after_hours" in data:
         values["stall_after_hours"] = _require_positive_number("stall_after_hours", data["stall_after_hours"])
     if "expected_backends" in data:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
+    if "repair" in data:
+        values["repair"] = _require_repair_mode(_where("repair"), data["repair"])
     return replace(Settings(), **values)
+
+
+def _require_repair_mode(where: str, value: Any) -> str:
+    if value not in REPAIR_MODES:
+        raise ConfigError(f"{where}: expected one of {list(REPAIR_MODES)!r}, got {value!r}")
+    return value
 
 
 def _param_int(name: str, value: Any, minimum: int) -> int | None:
@@ -203,7 +231,7 @@ def params_of_run(conf: dict[str, Any] | None) -> dict[str, Any]:
 def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> RunOptions:
     """Apply the trigger params to the Variable's settings for one run."""
     params = dict(params or {})
-    mode = params.get("mode") or "quick"
+    mode = params.get("mode") or DEFAULT_MODE
     if mode not in MODES:
         raise ConfigError(f"trigger param 'mode': expected one of {list(MODES)!r}, got {mode!r}")
     lookback = _param_int("lookback_days", params.get("lookback_days"), 1)
@@ -213,11 +241,14 @@ def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> Ru
         backup_ids = [part.strip() for part in backup_ids.replace("\n", ",").split(",")]
     if not isinstance(backup_ids, list) or not all(isinstance(b, str) for b in backup_ids):
         raise ConfigError(f"trigger param 'backup_ids': expected a list of backup ids, got {backup_ids!r}")
+    repair = params.get("repair")
+    repair = settings.repair if repair is None else _require_repair_mode("trigger param 'repair'", repair)
     return RunOptions(
         mode=mode,
         lookback_days=lookback if lookback is not None else settings.lookback_days,
         max_backups=cap if cap is not None else settings.max_backups,
         backup_ids=[b.strip() for b in backup_ids if b.strip()],
+        repair=repair,
     )
 
 

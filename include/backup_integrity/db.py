@@ -7,7 +7,7 @@ what ``with conn:`` means (commit vs. close), so the package never relies on it.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -39,5 +39,37 @@ def transaction(conn: Any) -> Iterator[Any]:
             yield cur
         conn.commit()
     except BaseException:
-        conn.rollback()
+        with suppress(Exception):  # a lost connection cannot roll back; the server already has
+            conn.rollback()
         raise
+
+
+def bulk_upsert(
+    cur: Any,
+    table: str,
+    columns: list[str],
+    rows: list[tuple[Any, ...]],
+    conflict: str,
+    update: str,
+) -> None:
+    """INSERT … ON CONFLICT DO UPDATE of many rows, through COPY into a staging table.
+
+    COPY moves a chunk's hundred thousand rows in about a second, where one
+    statement per row takes far longer; ``update`` is the ``SET … [WHERE …]`` part.
+    Names are the package's own constants, never user input.
+    """
+    if not rows:
+        return
+    names = ", ".join(columns)
+    upsert = f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
+    if not hasattr(cur, "copy"):  # psycopg2: no COPY of Python rows
+        placeholders = ", ".join(["%s"] * len(columns))
+        cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders}) {upsert}", rows)
+        return
+    stage = f"stage_{table}"
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DROP")
+    cur.execute(f"TRUNCATE {stage}")
+    with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {upsert}")

@@ -8,18 +8,26 @@ has been tried :data:`MAX_ATTEMPTS` times), so a later run retries it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import table
 from include.backup_integrity.config import NOTIFY_CONN_ID
 from include.backup_integrity.db import sql, transaction
+from include.backup_integrity.secrets import apprise_secrets, mask, redact
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 24
+#: How long a delivery that already happened is retried to be recorded while the catalog is down.
+RECORD_RETRY_SECONDS = 60.0
 
 
 @dataclass
@@ -35,12 +43,6 @@ class Target:
         except Exception:  # a broken channel must never break verification
             log.exception("notification target %s raised", self.name)
             return False
-
-
-def _mask(value: str) -> None:
-    from airflow.sdk.log import mask_secret
-
-    mask_secret(value)
 
 
 def load_targets(conn_id: str = NOTIFY_CONN_ID) -> list[Target] | None:
@@ -67,8 +69,8 @@ def load_targets(conn_id: str = NOTIFY_CONN_ID) -> list[Target] | None:
     targets: list[Target] = []
     for entry in entries:
         path = str(entry.get("path") or "") if isinstance(entry, dict) else str(entry)
-        if path:
-            _mask(path)  # Apprise URLs in extra carry tokens and passwords Airflow does not mask
+        for secret in apprise_secrets(path) if path else []:
+            mask(secret)  # Apprise URLs in extra carry tokens and passwords Airflow does not mask
         bundle = apprise.Apprise()
         if not path or not bundle.add(path):
             log.error("backup_notify: a configured target is not a valid Apprise URL; skipped")
@@ -88,8 +90,20 @@ def send_direct(title: str, body: str, notify_type: str = "failure") -> list[str
     return [t.name for t in targets if t.send(title, body, notify_type)]
 
 
-def deliver_pending(conn: Any, alerts_table: str, targets: list[Target] | None) -> dict[str, int]:
-    """Send every pending notice once, each in its own short transaction."""
+def deliver_pending(
+    conn: Any,
+    alerts_table: str,
+    targets: list[Target] | None,
+    reconnect: Callable[[], Any] | None = None,
+) -> dict[str, int]:
+    """Send every pending notice once, each in its own short transaction.
+
+    A notice is locked (``FOR UPDATE SKIP LOCKED``) while it is sent, so concurrent
+    runs never send the same one. When the catalog goes away after a target has
+    accepted a notice, the delivery is recorded on a new connection (``reconnect``,
+    retried for up to :data:`RECORD_RETRY_SECONDS`) so that the retry of the task
+    does not send it again.
+    """
     report = {"sent": 0, "failed": 0}
     if targets is None:
         log.warning(
@@ -107,42 +121,100 @@ def deliver_pending(conn: Any, alerts_table: str, targets: list[Target] | None) 
         log.error("connection %r names no usable target: notifications stay queued", NOTIFY_CONN_ID)
         return report
     last_id = 0
+    opened: list[Any] = []
+    try:
+        while True:
+            attempt: dict[str, Any] = {}
+            try:
+                with transaction(conn) as cur:
+                    if not _claim_and_send(cur, targets, last_id, attempt):
+                        return report
+                    _record_delivery(cur, alerts_table, attempt)
+            except Exception as exc:
+                if not attempt.get("delivered") or reconnect is None or not is_connection_error(exc):
+                    raise
+                log.warning(
+                    "the catalog went away after notification %s was accepted by %s; recording it anew",
+                    attempt["id"],
+                    ", ".join(attempt["delivered"]),
+                )
+                conn = _record_after_reconnect(reconnect, alerts_table, attempt)
+                opened.append(conn)
+            last_id = attempt["id"]
+            report["sent" if attempt["complete"] else "failed"] += 1
+    finally:
+        for extra in opened:
+            with contextlib.suppress(Exception):
+                extra.close()
+
+
+def _claim_and_send(cur: Any, targets: list[Target], last_id: int, attempt: dict[str, Any]) -> bool:
+    """Lock the next pending notice and send it to every target that has not accepted it yet."""
+    cur.execute(
+        "SELECT id, alert_id, title, body, notify_type, delivered_to "
+        "FROM backup_integrity_notification WHERE sent_at IS NULL AND attempts < %s "
+        "AND id > %s ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        [MAX_ATTEMPTS, last_id],
+    )
+    row = cur.fetchone()
+    if row is None:
+        return False
+    notice_id, alert_id, title, body, notify_type, delivered = row
+    attempt.update(id=notice_id, alert_id=alert_id, delivered=[], complete=False, error=None)
+    already = list(delivered or [])
+    title, body = redact(title) or "", redact(body) or ""
+    failed = []
+    for target in targets:
+        if target.name in already:
+            continue
+        if target.send(title, body, notify_type):
+            attempt["delivered"].append(target.name)
+        else:
+            failed.append(target.name)
+    attempt["complete"] = not failed
+    if failed:
+        attempt["error"] = f"not accepted by: {', '.join(failed)}"
+        log.error("notification %s for alert %s: %s (will retry)", notice_id, alert_id, attempt["error"])
+    return True
+
+
+def _record_delivery(cur: Any, alerts_table: str, attempt: dict[str, Any]) -> None:
+    """Add the targets that accepted to the notice and its alert; mark it sent when all did."""
+    cur.execute(
+        "UPDATE backup_integrity_notification SET delivered_to = (SELECT COALESCE(jsonb_agg(DISTINCT t), "
+        "'[]'::jsonb) FROM jsonb_array_elements_text(delivered_to || %s::jsonb) AS t), "
+        "attempts = attempts + 1, last_attempt_at = now(), last_error = %s, "
+        "sent_at = CASE WHEN %s THEN now() ELSE NULL END WHERE id = %s RETURNING delivered_to",
+        [json.dumps(attempt["delivered"]), attempt["error"], attempt["complete"], attempt["id"]],
+    )
+    delivered = cur.fetchone()[0]
+    _record_on_alert(cur, alerts_table, attempt["alert_id"], delivered, attempt["error"])
+
+
+def _record_after_reconnect(reconnect: Callable[[], Any], alerts_table: str, attempt: dict[str, Any]) -> Any:
+    """Record a delivery that already happened on a fresh connection, retrying while the catalog is down."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    delay = 0.5
     while True:
-        with transaction(conn) as cur:
-            cur.execute(
-                "SELECT id, alert_id, title, body, notify_type, delivered_to, attempts "
-                "FROM backup_integrity_notification WHERE sent_at IS NULL AND attempts < %s "
-                "AND id > %s ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                [MAX_ATTEMPTS, last_id],
-            )
-            row = cur.fetchone()
-            if row is None:
-                return report
-            notice_id, alert_id, title, body, notify_type, delivered, _attempts = row
-            last_id = notice_id
-            delivered = list(delivered or [])
-            failed = []
-            for target in targets:
-                if target.name in delivered:
-                    continue
-                if target.send(title, body, notify_type):
-                    delivered.append(target.name)
-                else:
-                    failed.append(target.name)
-            complete = not failed
-            error = None if complete else f"not accepted by: {', '.join(failed)}"
-            if error:
-                log.error("notification %s for alert %s: %s (will retry)", notice_id, alert_id, error)
-                report["failed"] += 1
-            else:
-                report["sent"] += 1
-            cur.execute(
-                "UPDATE backup_integrity_notification SET delivered_to = %s::jsonb, "
-                "attempts = attempts + 1, last_attempt_at = now(), last_error = %s, "
-                "sent_at = CASE WHEN %s THEN now() ELSE NULL END WHERE id = %s",
-                [json.dumps(delivered), error, complete, notice_id],
-            )
-            _record_on_alert(cur, alerts_table, alert_id, delivered, error)
+        conn = None
+        try:
+            conn = reconnect()
+            with transaction(conn) as cur:
+                _record_delivery(cur, alerts_table, attempt)
+            return conn
+        except Exception as exc:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            if not is_connection_error(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether a database error means the connection was lost (rather than a bad statement)."""
+    return type(exc).__name__ in ("OperationalError", "InterfaceError") or isinstance(exc, OSError)
 
 
 def _record_on_alert(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity import catalog
+from include.backup_integrity.checks import make_result
 from include.backup_integrity.config import (
     BACKEND_CONN_IDS,
     ConfigError,
@@ -22,13 +23,17 @@ from include.backup_integrity.config import (
     resolve_run_options,
 )
 from include.backup_integrity.db import connect_catalog, transaction
-from include.backup_integrity.planning import plan_checks
-from include.backup_integrity.statistics import compute_statistics, run_failed
+from include.backup_integrity.planning import build_chunks, parts_for, routes, utc_now_iso
+from include.backup_integrity.preflight import preflight
+from include.backup_integrity.records import INVALID_RECORD, PASSED, CheckResult
+from include.backup_integrity.secrets import redact, register_package_secrets
+from include.backup_integrity.statistics import run_failed, statistics_from_outcomes
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
-    from include.backup_integrity.records import CheckResult, Chunk, Statistics
+    from include.backup_integrity.records import Chunk, ChunkOutcome, Statistics
+    from include.backup_integrity.repair import RepairOutcome
 
 log = logging.getLogger(__name__)
 
@@ -44,64 +49,101 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
 
 
 def select_backups(raw_variable: str | None, params: dict[str, Any], window_end: datetime) -> dict[str, Any]:
-    """Validate the configuration, read the backups in scope and plan the checks."""
+    """Validate the configuration, size the run's scope in SQL and plan bounded chunks."""
+    from include.backup_integrity import scope as scopes
+    from include.backup_integrity.rotation import RotationPlan, plan_rotation
+
+    register_package_secrets()
     settings = parse_settings(raw_variable)
     options = resolve_run_options(settings, params)
+    now = max(window_end, datetime.now(UTC))
+    route = routes(settings)
     conn = connect_catalog()
     try:
         catalog.ensure_schema(conn)
-        window_start: datetime | None
+        window_start: datetime | None = None
+        window_end_out: datetime | None = None
+        skipped: list[str] = []
         if options.backup_ids:
-            records, skipped = catalog.select_by_ids(conn, settings, options.backup_ids)
-            window_start = None
-            window_end_out: datetime | None = None
+            found, skipped = catalog.select_by_ids(conn, settings, options.backup_ids)
+            scope = scopes.ids_scope(r["id"] for r in found)
             if skipped:
                 log.warning("backup_ids not checked (unknown or not COMPLETED): %s", ", ".join(skipped))
         else:
             window_start, window_end_out = catalog.window_for(window_end, options.lookback_days)
-            records = catalog.select_window(conn, settings, window_start, window_end_out, options.max_backups)
-            skipped = []
+            scope = scopes.window_scope(window_start, window_end_out, options.max_backups)
+        in_scope = (
+            scopes.count_scope(conn, settings, scope)
+            if (scope["backup_ids"] or not options.backup_ids)
+            else 0
+        )
+        unroutable = scopes.unroutable_records(conn, settings, scope) if in_scope else []
+        counts = scopes.routed_counts(conn, settings, scope, route) if in_scope else {}
+        parts = parts_for(counts, settings.chunk_size, settings.max_chunks_per_backend, max_map_length())
+        rotation = (
+            plan_rotation(conn, settings, scope, route, now)
+            if options.mode == "rolling" and in_scope
+            else RotationPlan()
+        )
+        chunks: list[Chunk] = []
+        for backend, types in route.items():
+            if not parts.get(backend):
+                continue
+            ranges, unrecorded = scopes.key_ranges(conn, settings, scope, backend, types, parts[backend])
+            chunks += build_chunks(
+                backend,
+                types,
+                ranges,
+                unrecorded,
+                mode=options.mode,
+                scope=scope,
+                now=now.isoformat(),
+                rehash_through=rotation.cutoffs.get(backend),
+            )
         conn.commit()
     finally:
         conn.close()
-    map_limit = max_map_length()
-    chunks, decided = plan_checks(
-        records,
-        settings,
-        options.mode,
-        max_chunks=map_limit,
-        now=max(window_end, datetime.now(UTC)),
-    )
     for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
         require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
-    if chunks and len(chunks[0]["backups"]) > settings.chunk_size:
-        log.warning(
-            "chunk_size %d would map more than max_map_length=%d task instances; "
-            "using %d backups per chunk for this run",
-            settings.chunk_size,
-            map_limit,
-            len(chunks[0]["backups"]),
+    preflight(settings, {chunk["backend"] for chunk in chunks})
+    checked_at = utc_now_iso()
+    decided = [
+        make_result(
+            record,
+            None,
+            INVALID_RECORD,
+            f"backup_type {record['backup_type']!r} is not in expected_backends "
+            f"(known types: {sorted(settings.expected_backends)})",
+            mode=options.mode,
+            checked_at=checked_at,
         )
+        for record in unroutable
+    ]
+    decided = [redact_result(result) for result in decided]
     log.info(
-        "%d backups in scope (%s), mode %s: %d chunk(s) to verify, %d result(s) decided "
-        "from the catalog alone",
-        len(records),
+        "%d backups in scope (%s), mode %s: %d chunk(s) over %s, %d unroutable",
+        in_scope,
         f"ids {options.backup_ids}"
         if options.backup_ids
         else f"created in [{window_start}, {window_end_out})",
         options.mode,
         len(chunks),
+        {b: f"{counts[b]} in {parts[b]} chunk(s)" for b in parts},
         len(decided),
     )
+    if options.mode == "rolling":
+        log.info("rotating re-hash this run: %s", rotation.statistics())
     return {
         "chunks": chunks,
         "decided": decided,
-        "backup_ids": [r["id"] for r in records],
+        "backup_count": in_scope,
         "skipped_backup_ids": skipped,
         "mode": options.mode,
         "window_start": window_start.isoformat() if window_start else None,
         "window_end": window_end_out.isoformat() if window_end_out else None,
         "settings": settings.to_dict(),
+        "rotation": rotation.statistics() if options.mode == "rolling" else {},
+        "repair": options.repair,
     }
 
 
@@ -112,65 +154,254 @@ def max_map_length() -> int:
     return conf.getint("core", "max_map_length", fallback=1024)
 
 
-def verify(chunk: Chunk, settings: dict[str, Any]) -> list[CheckResult]:
-    """Verify one chunk on its backend; every problem becomes a result."""
+def verify(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
+    """Verify one chunk on its backend; every problem becomes a result, recorded as it is found."""
+    from include.backup_integrity import object_state
     from include.backup_integrity.backends import build_backend
+    from include.backup_integrity.scope import chunk_records
     from include.backup_integrity.verify import verify_chunk
 
-    backend = build_backend(chunk["backend"], settings_from_dict(settings))
-    return verify_chunk(chunk, backend)
+    register_package_secrets()
+    parsed = settings_from_dict(settings)
+    backend = build_backend(chunk["backend"], parsed)
+    conn = connect_catalog()
+    try:
+        records = chunk_records(conn, parsed, chunk)
+        states = object_state.load_states(conn, chunk["backend"], [r["id"] for r in records])
+        conn.commit()
+        outcome, results, new_states = verify_chunk(chunk, backend, records, states)
+        # Failures carry free text from stores and the catalog: it goes to XCom, alerts and the history.
+        results = [redact_result(r) if r["kind"] != PASSED else r for r in results]
+        outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
+        with transaction(conn) as cur:
+            object_state.save_checks(cur, run_id, results, new_states)
+    finally:
+        conn.close()
+    return outcome
 
 
-def flatten(chunk_results: Iterable[list[CheckResult]], decided: list[CheckResult]) -> list[CheckResult]:
-    results = list(decided)
-    for part in chunk_results:
-        results.extend(part or [])
-    return results
+def redact_result(result: CheckResult) -> CheckResult:
+    """A result with any registered credential masked in its free text (it goes to XCom and alerts)."""
+    actual = result["actual"]
+    if actual:
+        actual = {k: (redact(v) if isinstance(v, str) else v) for k, v in actual.items()}
+    message = redact(result["message"]) or ""
+    return {**result, "message": message, "path": redact(result["path"]), "actual": actual}
 
 
-def aggregate(chunk_results: Iterable[list[CheckResult]], plan: dict[str, Any], run_id: str) -> Statistics:
-    results = flatten(chunk_results, plan["decided"])
-    stats = compute_statistics(
-        results,
-        plan["backup_ids"],
+def repair(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any]) -> list[RepairOutcome]:
+    """Plan (``repair = "plan"``) or make (``"apply"``) the repairs the run's failures call for."""
+    from include.backup_integrity import repair as repairing
+
+    mode = plan.get("repair", repairing.OFF)
+    if mode == repairing.OFF:
+        return []
+    outcomes = list(outcomes)
+    failures = failures_of(outcomes, plan)
+    tasks = repairing.plan_repairs(failures + sources_for_repair(outcomes, failures, plan))
+    if mode == repairing.PLAN:
+        repairs = repairing.planned_outcomes(tasks)
+        log.info("repair plan (nothing copied): %d bad copies", len(repairs))
+    else:
+        repairs = repairing.execute_repairs(tasks, settings_from_dict(plan["settings"]))
+        log.info(
+            "repairs: %d repaired, %d not repaired",
+            sum(1 for o in repairs if o["status"] == repairing.REPAIRED),
+            sum(1 for o in repairs if o["status"] != repairing.REPAIRED),
+        )
+    for line in repairing.describe_plan(repairs):
+        log.info("  %s", line)
+    return repairs
+
+
+def failures_of(outcomes: list[ChunkOutcome], plan: dict[str, Any]) -> list[CheckResult]:
+    failures = list(plan["decided"])
+    for outcome in outcomes:
+        failures.extend(outcome["failures"])
+    return failures
+
+
+def sources_for_repair(
+    outcomes: list[ChunkOutcome], failures: list[CheckResult], plan: dict[str, Any]
+) -> list[CheckResult]:
+    """The passing copies of the backups that have a repairable failure, with their locations.
+
+    Passes travel as ids; where each copy lives comes from the catalog (few rows: only
+    backups with a failure).
+    """
+    from include.backup_integrity.checks import path_for
+    from include.backup_integrity.repair import REPAIRABLE_KINDS
+
+    wanted = {f["backup_id"] for f in failures if f["kind"] in REPAIRABLE_KINDS and f["backend"]}
+    if not wanted:
+        return []
+    conn = connect_catalog()
+    try:
+        records, _ = catalog.select_by_ids(conn, settings_from_dict(plan["settings"]), sorted(wanted))
+        conn.commit()
+    finally:
+        conn.close()
+    by_id = {record["id"]: record for record in records}
+    sources = []
+    for outcome in outcomes:
+        for evidence, ids in outcome["passed"].items():
+            for backup_id in ids:
+                record = by_id.get(backup_id)
+                if record is None:
+                    continue
+                source = passed_result(backup_id, outcome, evidence)
+                source["path"] = path_for(record, outcome["backend"])
+                sources.append(source)
+    return sources
+
+
+def aggregate(
+    outcomes: Iterable[ChunkOutcome],
+    plan: dict[str, Any],
+    run_id: str,
+    repairs: list[RepairOutcome] | None = None,
+) -> Statistics:
+    from include.backup_integrity.metrics import emit_statistics
+    from include.backup_integrity.repair import repair_statistics
+
+    outcomes = list(outcomes)
+    stats = statistics_from_outcomes(
+        outcomes,
+        plan["decided"],
         mode=plan["mode"],
         run_id=run_id,
         window_start=plan["window_start"],
         window_end=plan["window_end"],
         skipped_backup_ids=plan["skipped_backup_ids"],
+        chunks=len(outcomes),
     )
+    stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
+    stats.update(repair_statistics(plan.get("repair", "off"), list(repairs or [])))  # type: ignore[typeddict-item]
     log.info("run statistics: %s", stats)
+    emit_statistics(stats)
     return stats
 
 
 def record_and_alert(
-    chunk_results: Iterable[list[CheckResult]],
+    outcomes: Iterable[ChunkOutcome],
     plan: dict[str, Any],
     statistics: Statistics,
     run_id: str,
     dag_id: str,
+    repairs: list[RepairOutcome] | None = None,
 ) -> dict[str, Any]:
-    """Write results, metadata and alerts in one transaction; then deliver notices."""
-    from include.backup_integrity import alerts, notify
+    """Write failures, metadata and alerts in one transaction; then deliver notices.
 
+    Each chunk already recorded its own checks; passes travel as ids only, and a
+    pass is spelled out as a result only where an open alert may need it.
+    """
+    from include.backup_integrity import alerts, notify
+    from include.backup_integrity.repair import APPLY, record_repairs
+
+    register_package_secrets()
     settings = settings_from_dict(plan["settings"])
-    results = flatten(chunk_results, plan["decided"])
+    outcomes = list(outcomes)
+    failures = failures_of(outcomes, plan)
     conn = connect_catalog()
     try:
         # select_backups created the verifier's tables at the start of this run.
         with transaction(conn) as cur:
             catalog.lock(cur)
             catalog.record_run(cur, run_id, dag_id, dict(statistics))
-            catalog.record_results(cur, run_id, results)
-            summaries = catalog.backup_check_summaries(results, run_id)
-            updated = catalog.update_metadata(cur, settings, summaries)
-            changes = alerts.apply_alert_changes(cur, settings.alerts_table, results, run_id)
+            catalog.record_results(cur, run_id, failures)
+            open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
+            passes = passes_for_alerts(outcomes, open_keys)
+            applied = (repairs or []) if plan.get("repair") == APPLY else []
+            timestamps, summary_for = metadata_summaries(outcomes, failures, run_id, plan["mode"], applied)
+            updated = catalog.update_metadata_lazily(cur, settings, timestamps, summary_for)
+            record_repairs(cur, run_id, repairs or [])
+            changes = alerts.apply_alert_changes(
+                cur, settings.alerts_table, failures + passes, run_id, applied
+            )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
-        delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
+        delivery = notify.deliver_pending(
+            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
+        )
         log.info("notifications: %s", delivery)
     finally:
         conn.close()
     return {"alerts": changes, "notifications": delivery, "metadata_updated": updated}
+
+
+def passed_result(backup_id: str, outcome: ChunkOutcome, evidence: str) -> CheckResult:
+    """A pass spelled out from a chunk's compact outcome."""
+    return CheckResult(
+        backup_id=backup_id,
+        backend=outcome["backend"],
+        kind=PASSED,
+        message=f"passed ({evidence or 'size'} evidence)",
+        path=None,
+        expected={},
+        actual=None,
+        mode=outcome["mode"],
+        evidence=evidence or None,
+        checked_at=outcome["checked_at"],
+    )
+
+
+def passes_for_alerts(
+    outcomes: list[ChunkOutcome], open_keys: set[tuple[str | None, str | None]]
+) -> list[CheckResult]:
+    """The passes an open alert can be resolved by, and one per backend that answered."""
+    wanted_backups = {backup_id for backup_id, _ in open_keys if backup_id}
+    passes: list[CheckResult] = []
+    latest_by_backend: dict[str, tuple[ChunkOutcome, str, str]] = {}
+    for outcome in outcomes:
+        for evidence, ids in outcome["passed"].items():
+            if not ids:
+                continue
+            current = latest_by_backend.get(outcome["backend"])
+            if current is None or outcome["checked_at"] > current[0]["checked_at"]:
+                latest_by_backend[outcome["backend"]] = (outcome, ids[0], evidence)
+            for backup_id in ids:
+                if backup_id in wanted_backups:
+                    passes.append(passed_result(backup_id, outcome, evidence))
+    for outcome, backup_id, evidence in latest_by_backend.values():
+        passes.append(passed_result(backup_id, outcome, evidence))
+    return passes
+
+
+def metadata_summaries(
+    outcomes: list[ChunkOutcome],
+    failures: list[CheckResult],
+    run_id: str,
+    mode: str,
+    repairs: list[RepairOutcome] | None = None,
+) -> tuple[dict[str, str], Callable[[str], dict[str, Any]]]:
+    """Each checked backup's check time, and its ``last_integrity_check`` built on demand."""
+    timestamps: dict[str, str] = {}
+    for outcome in outcomes:
+        for ids in outcome["passed"].values():
+            for backup_id in ids:
+                if timestamps.get(backup_id, "") < outcome["checked_at"]:
+                    timestamps[backup_id] = outcome["checked_at"]
+    failed = catalog.backup_check_summaries(failures, run_id)
+    for outcome in repairs or []:
+        if outcome["backup_id"] in failed:
+            failed[outcome["backup_id"]].setdefault("repairs", []).append(
+                {k: outcome[k] for k in ("backend", "kind", "status", "source_backend")}  # type: ignore[literal-required]
+            )
+    for backup_id, summary in failed.items():
+        timestamps[backup_id] = max(timestamps.get(backup_id, ""), summary["timestamp"])
+
+    def summary_for(backup_id: str) -> dict[str, Any]:
+        summary = failed.get(backup_id)
+        if summary is not None:
+            return {**summary, "timestamp": timestamps[backup_id]}
+        return {
+            "timestamp": timestamps[backup_id],
+            "status": "passed",
+            "mode": mode,
+            "errors": [],
+            "run_id": run_id,
+        }
+
+    return timestamps, summary_for
 
 
 def check_outcome(statistics: Statistics) -> None:
@@ -183,6 +414,11 @@ def check_outcome(statistics: Statistics) -> None:
             f"{statistics['checksum_mismatches']} checksum mismatches, "
             f"{statistics['backend_errors']} backend errors, "
             f"{statistics['invalid_records']} invalid records (alerts raised)"
+            + (
+                f"; {statistics['repaired']} repaired, {statistics['repair_failed']} not repaired"
+                if "repaired" in statistics
+                else ""
+            )
         )
     log.info("all %d check(s) passed", statistics.get("checks_total", 0))
 
@@ -191,6 +427,7 @@ def report_crash(context: dict[str, Any]) -> None:
     """DAG failure callback: tell someone the verifier itself broke (not what it found)."""
     from include.backup_integrity import notify
 
+    register_package_secrets()
     ti = context.get("ti") or context.get("task_instance")
     task_id = getattr(ti, "task_id", None)
     if task_id == OUTCOME_TASK_ID:

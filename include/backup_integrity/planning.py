@@ -1,8 +1,10 @@
-"""Which checks a run makes, split into chunks for dynamic task mapping.
+"""How a run fans out: routing by backup type, and a bounded number of chunks per backend.
 
-Decisions that need no store (unknown backup type, a bad row, a path that is
-not recorded or not safe) are made here, once, and become results directly;
-everything else is grouped per backend into chunks of ``chunk_size`` backups.
+Pure functions: counts and key boundaries come from the catalog (see
+:mod:`include.backup_integrity.scope`); here they become chunk descriptors.
+However large the catalog, a backend gets at most ``max_chunks_per_backend``
+chunks (and all of them together fit Airflow's ``max_map_length``);
+``chunk_size`` is the smallest chunk worth a task of its own.
 """
 
 from __future__ import annotations
@@ -10,92 +12,99 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from include.backup_integrity.checks import make_result, precheck
-from include.backup_integrity.records import INVALID_RECORD, BackupRecord, CheckResult, Chunk
-
 if TYPE_CHECKING:
     from include.backup_integrity.config import Settings
+    from include.backup_integrity.records import Chunk, Scope
 
 BACKEND_ORDER = ("local", "r2", "b2")
+
+#: Longest path shown in a chunk's label in the UI.
+LABEL_PATH_CHARS = 60
 
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def effective_chunk_size(counts: list[int], chunk_size: int, max_chunks: int | None) -> int:
-    """``chunk_size``, grown just enough that all backends' chunks fit in ``max_chunks``.
-
-    Each backend's last chunk may be partial, so ``total / (max_chunks - backends)`` per
-    chunk guarantees the bound.
-    """
-    busy = [n for n in counts if n]
-    if max_chunks is None or not busy:
-        return chunk_size
-    total = sum(busy)
-    room = max(max_chunks - len(busy), 1)
-    return max(chunk_size, -(-total // room))
-
-
-def plan_checks(
-    records: list[BackupRecord],
-    settings: Settings,
-    mode: str,
-    checked_at: str | None = None,
-    max_chunks: int | None = None,
-    now: datetime | None = None,
-) -> tuple[list[Chunk], list[CheckResult]]:
-    """Split the selected backups into per-backend chunks and catalog-only results.
-
-    ``max_chunks`` (Airflow's ``max_map_length``) bounds the number of chunks, so a
-    window of any size can be mapped.
-    """
-    checked_at = checked_at or utc_now_iso()
-    decided: list[CheckResult] = []
-    per_backend: dict[str, list[BackupRecord]] = {b: [] for b in BACKEND_ORDER}
-    for record in records:
-        backends = settings.expected_backends.get(record["backup_type"])
-        if backends is None:
-            decided.append(
-                make_result(
-                    record,
-                    None,
-                    INVALID_RECORD,
-                    f"backup_type {record['backup_type']!r} is not in expected_backends "
-                    f"(known types: {sorted(settings.expected_backends)})",
-                    mode=mode,
-                    checked_at=checked_at,
-                )
-            )
-            continue
-        for backend in backends:
-            result = precheck(record, backend, mode=mode, checked_at=checked_at, now=now)
-            if result is not None:
-                decided.append(result)
-            else:
-                per_backend[backend].append(record)
-    chunks: list[Chunk] = []
-    size = effective_chunk_size([len(per_backend[b]) for b in BACKEND_ORDER], settings.chunk_size, max_chunks)
+def routes(settings: Settings) -> dict[str, list[str]]:
+    """backend -> the backup types expected on it, in the backends' fixed order."""
+    by_backend: dict[str, list[str]] = {}
     for backend in BACKEND_ORDER:
-        items = per_backend[backend]
-        count = (len(items) + size - 1) // size
-        for index in range(count):
-            part = items[index * size : (index + 1) * size]
-            chunks.append(
-                Chunk(
-                    backend=backend,
-                    label=chunk_label(backend, index, count, part),
-                    mode=mode,
-                    backups=part,
-                )
-            )
-    return chunks, decided
+        types = sorted(t for t, backends in settings.expected_backends.items() if backend in backends)
+        if types:
+            by_backend[backend] = types
+    return by_backend
 
 
-def chunk_label(backend: str, index: int, count: int, part: list[BackupRecord]) -> str:
+def parts_for(
+    counts: dict[str, int], chunk_size: int, max_per_backend: int, max_map_length: int
+) -> dict[str, int]:
+    """Chunks per backend: one per ``chunk_size`` rows, at most ``max_per_backend``, within the map limit."""
+    parts = {b: min(max_per_backend, -(-n // chunk_size)) for b, n in counts.items() if n}
+    while sum(parts.values()) > max_map_length and max(parts.values(), default=1) > 1:
+        largest = max(parts, key=lambda b: parts[b])
+        parts[largest] -= 1
+    return parts
+
+
+def build_chunks(
+    backend: str,
+    types: list[str],
+    ranges: list[tuple[str, str, int]],
+    unrecorded: int,
+    *,
+    mode: str,
+    scope: Scope,
+    now: str,
+    rehash_through: list[str | None] | None,
+) -> list[Chunk]:
+    """One chunk per key range; rows without a recorded path ride with the first chunk.
+
+    Each range is half-open on the left, ``(previous range's last path, its own
+    last path]``, so a path shared by two rows is never checked twice, and the
+    last range is open on the right.
+    """
+    spans: list[tuple[str | None, str | None, str, str, int]] = []
+    previous: str | None = None
+    for first, last, count in ranges:
+        if previous is not None and last <= previous:
+            continue  # every row of this range shares the previous range's last path
+        spans.append((previous, last, first, last, count))
+        previous = last
+    if spans:
+        spans[-1] = (spans[-1][0], None, *spans[-1][2:])  # the last range takes any later path
+    if not spans and unrecorded:
+        spans.append((None, None, "", "", 0))
+    chunks: list[Chunk] = []
+    for index, (after, through, first, last, count) in enumerate(spans):
+        extra = unrecorded if index == 0 else 0
+        chunks.append(
+            {
+                "backend": backend,
+                "label": chunk_label(backend, index, len(spans), count + extra, first, last),
+                "mode": mode,
+                "part": index + 1,
+                "parts": len(spans),
+                "count": count + extra,
+                "after_path": after,
+                "through_path": through,
+                "unrecorded": index == 0,
+                "types": types,
+                "scope": scope,
+                "now": now,
+                "rehash_through": rehash_through,
+            }
+        )
+    return chunks
+
+
+def _short(path: str) -> str:
+    return path if len(path) <= LABEL_PATH_CHARS else "…" + path[-(LABEL_PATH_CHARS - 1) :]
+
+
+def chunk_label(backend: str, index: int, count: int, backups: int, first: str, last: str) -> str:
     """What a mapped task instance covers, for its name in the UI."""
-    position = f" {index + 1}/{count}" if count > 1 else ""
-    if len(part) == 1:
-        return f"{backend}{position}: {part[0]['filename']}"
-    newest, oldest = part[0]["created_at"][:16], part[-1]["created_at"][:16]
-    return f"{backend}{position}: {len(part)} backups {oldest}..{newest}"
+    position = f" {index + 1}/{count}"
+    noun = "backup" if backups == 1 else "backups"
+    span = f" {_short(first)}" if first == last else f" {_short(first)} .. {_short(last)}"
+    return f"{backend}{position}: {backups:,} {noun}{span if first else ''}"

@@ -23,6 +23,14 @@ FAILURE_KINDS = (INVALID_RECORD, BACKEND_ERROR, MISSING, SIZE_MISMATCH, CHECKSUM
 EVIDENCE_CONTENT = "content_sha256"
 EVIDENCE_SERVER_SHA256 = "server_sha256"
 EVIDENCE_SIZE = "size"
+#: Unchanged (same ETag/checksum, size and modification time, or for a local file the
+#: same size, mtime, ctime and inode) since its SHA-256 was proven by a read or the store.
+EVIDENCE_FINGERPRINT = "fingerprint"
+#: A SHA-256 the uploader stored in the object's metadata: weaker, the store never checked it.
+EVIDENCE_UPLOAD_METADATA = "upload_metadata"
+
+#: Evidence strong enough to say the content is right (and to resolve a checksum alert).
+CONTENT_EVIDENCE = (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256, EVIDENCE_FINGERPRINT)
 
 
 class BackupRecord(TypedDict):
@@ -39,13 +47,52 @@ class BackupRecord(TypedDict):
     created_at: str
 
 
+class Scope(TypedDict):
+    """Which catalog rows a run covers: a window (newest first, optionally capped) or ids."""
+
+    window_start: str | None
+    window_end: str | None
+    limit: int | None
+    backup_ids: list[str]
+
+
 class Chunk(TypedDict):
-    """The unit of fan-out: some backups to verify on one backend."""
+    """The unit of fan-out: one key range of the run's scope on one backend.
+
+    The chunk carries no rows: its task reads them from the catalog, so the XCom
+    stays small whatever the size of the catalog. Paths in
+    ``(after_path, through_path]`` (byte order; None: unbounded) belong to it, and
+    the rows without a recorded path when ``unrecorded`` is set.
+    """
 
     backend: str
     label: str
     mode: str
-    backups: list[BackupRecord]
+    part: int
+    parts: int
+    count: int
+    after_path: str | None
+    through_path: str | None
+    unrecorded: bool
+    types: list[str]
+    scope: Scope
+    now: str
+    rehash_through: list[str | None] | None
+
+
+class ChunkOutcome(TypedDict):
+    """What a chunk hands to the reduce: its failures in full, its passes as ids per evidence."""
+
+    backend: str
+    label: str
+    mode: str
+    checked_at: str
+    failures: list[CheckResult]
+    passed: dict[str, list[str]]
+    objects: int
+    objects_read: int
+    bytes_read: int
+    requests: dict[str, int]
 
 
 class CheckResult(TypedDict):
@@ -81,3 +128,13 @@ class Statistics(TypedDict, total=False):
     window_start: str | None
     window_end: str | None
     skipped_backup_ids: list[str]
+    passed_by_evidence: dict[str, int]
+    objects_read: int
+    bytes_read: int
+    requests: dict[str, dict[str, int]]
+    chunks: int
+    # Added by repair (present only when the run's repair mode is not "off").
+    repair: str
+    repair_plan: list[dict[str, Any]]
+    repaired: int
+    repair_failed: int

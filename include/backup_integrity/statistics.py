@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.records import (
@@ -12,6 +13,7 @@ from include.backup_integrity.records import (
     PASSED,
     SIZE_MISMATCH,
     CheckResult,
+    ChunkOutcome,
     Statistics,
 )
 
@@ -57,5 +59,48 @@ def compute_statistics(
 
 
 def run_failed(stats: Statistics) -> bool:
-    """A run fails when any of its own checks failed or could not run."""
-    return stats.get("checks_total", 0) != stats.get("checks_passed", 0)
+    """A run fails when any of its own checks failed or could not run, and was not repaired."""
+    unrepaired = stats.get("checks_total", 0) - stats.get("checks_passed", 0) - stats.get("repaired", 0)
+    return unrepaired > 0
+
+
+def statistics_from_outcomes(
+    outcomes: Iterable[ChunkOutcome], decided: Iterable[CheckResult], **context: Any
+) -> Statistics:
+    """The statistics of compact chunk outcomes (failures in full, passes as ids per evidence)."""
+    failed_backups: set[str] = set()
+    all_backups: set[str] = set()
+    counters = dict.fromkeys(COUNTER_BY_KIND.values(), 0)
+    checks_total = checks_passed = objects_read = bytes_read = 0
+    by_evidence: Counter[str] = Counter()
+    requests: dict[str, Counter[str]] = {}
+    failures = list(decided)
+    for outcome in outcomes:
+        failures.extend(outcome["failures"])
+        for evidence, ids in outcome["passed"].items():
+            all_backups.update(ids)
+            checks_total += len(ids)
+            checks_passed += len(ids)
+            by_evidence[evidence] += len(ids)
+        objects_read += outcome["objects_read"]
+        bytes_read += outcome["bytes_read"]
+        requests.setdefault(outcome["backend"], Counter()).update(outcome["requests"])
+    for result in failures:
+        all_backups.add(result["backup_id"])
+        failed_backups.add(result["backup_id"])
+        checks_total += 1
+        counters[COUNTER_BY_KIND[result["kind"]]] += 1
+    stats: Statistics = {
+        "total_backups_checked": len(all_backups),
+        "verified_successfully": len(all_backups - failed_backups),
+        "integrity_failures": len(failed_backups),
+        **counters,  # type: ignore[typeddict-item]
+        "checks_total": checks_total,
+        "checks_passed": checks_passed,
+        "passed_by_evidence": dict(sorted(by_evidence.items())),
+        "objects_read": objects_read,
+        "bytes_read": bytes_read,
+        "requests": {backend: dict(sorted(c.items())) for backend, c in sorted(requests.items())},
+    }
+    stats.update(context)  # type: ignore[typeddict-item]
+    return stats

@@ -75,7 +75,13 @@ def test_verify_storage_integrity_contract(airflow_db):
     from include.backup_integrity.config import PARAM_DEFAULTS
 
     params = dag.params.dump()
-    assert params == {"mode": "quick", "lookback_days": None, "max_backups": None, "backup_ids": []}
+    assert params == {
+        "mode": "rolling",
+        "lookback_days": None,
+        "max_backups": None,
+        "backup_ids": [],
+        "repair": None,
+    }
     assert params == PARAM_DEFAULTS
 
 

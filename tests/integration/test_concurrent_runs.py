@@ -71,10 +71,11 @@ def test_concurrent_runs_open_each_alert_once_and_notify_once(stores, airflow_en
     corrupt_same_size(stores, corrupt, "b2")
     healthy = seed_backup(stores)
     plan = select_backups(os.environ["AIRFLOW_VAR_BACKUP_INTEGRITY"], params_of_run({}), datetime.now(UTC))
-    chunk_results = [verify(chunk, plan["settings"]) for chunk in plan.pop("chunks")]
+    chunks = plan.pop("chunks")
 
     def record(index: int) -> dict:
         run_id = "backfill__same" if same_run_id else f"backfill__{index}"
+        chunk_results = [verify(chunk, plan["settings"], run_id) for chunk in chunks]
         return record_and_alert(chunk_results, plan, aggregate(chunk_results, plan, run_id), run_id, DAG_ID)
 
     reports = run_racing(stores, record)
@@ -124,11 +125,12 @@ def test_runs_over_different_backups_share_one_outage_alert_and_one_summary(
     plans = []
     for backup in backups:
         plan = select_backups(raw, params_of_run({"backup_ids": [backup.id]}), datetime.now(UTC))
-        plans.append((plan, [verify(chunk, plan["settings"]) for chunk in plan.pop("chunks")]))
+        plans.append((plan, plan.pop("chunks")))
 
     def record(index: int) -> dict:
-        plan, chunk_results = plans[index]
+        plan, chunks = plans[index]
         run_id = f"backfill__{index}"
+        chunk_results = [verify(chunk, plan["settings"], run_id) for chunk in chunks]
         return record_and_alert(chunk_results, plan, aggregate(chunk_results, plan, run_id), run_id, DAG_ID)
 
     run_racing(stores, record)

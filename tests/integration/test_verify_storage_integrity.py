@@ -51,7 +51,7 @@ def test_healthy_backups_pass_everywhere_they_are_expected(stores, run_dag, webh
     for backup in (full, tenant, config, wal):
         check = last_check(stores, backup.id)
         assert check["status"] == "passed"
-        assert check["mode"] == "quick"
+        assert check["mode"] == "rolling", "the default mode"
         assert check["errors"] == []
         assert check["run_id"] == outcome.run_id
         assert datetime.fromisoformat(check["timestamp"]).utcoffset() == timedelta(0)
@@ -152,7 +152,7 @@ def test_quick_mode_never_downloads_but_full_mode_reads_every_byte(stores, run_d
     damaged[0] ^= 1
     stores.r2.put_object(Bucket=stores.r2_bucket, Key=silent.paths["r2"], Body=bytes(damaged))
 
-    quick = run_dag()
+    quick = run_dag({"mode": "quick"})
     assert quick.state == "success", "same-size corruption is invisible without a hash"
     assert dict(results(stores, quick.run_id).items()) == {
         (silent.id, "local"): "passed",
@@ -291,7 +291,7 @@ def test_fixed_backups_resolve_their_alerts_with_a_notice(stores, run_dag, webho
 
     restore(stores, gone, "r2")
     restore(stores, flipped, "local")
-    quick = run_dag()
+    quick = run_dag({"mode": "quick"})
     assert quick.state == "success"
     still_open = open_alerts_by_key(stores)
     assert set(still_open) == {(flipped.id, "local", "checksum_mismatch"), (None, None, "summary")}, (
@@ -481,7 +481,7 @@ def test_one_parsed_dag_runs_each_conf_on_its_own(stores, airflow_env):
     assert {b for (b, _) in results(stores, first.run_id)} == {asked.id}
     assert first.statistics["mode"] == "full"
     assert {b for (b, _) in results(stores, second.run_id)} == {asked.id, other.id}
-    assert second.statistics["mode"] == "quick"
+    assert second.statistics["mode"] == "rolling"
 
 
 def test_chunk_size_one_maps_one_task_per_backup_per_backend(stores, run_dag, monkeypatch, airflow_env):
@@ -636,7 +636,7 @@ def test_a_multipart_checksum_is_not_taken_for_the_contents_sha256(stores, run_d
         MultipartUpload={"Parts": parts},
     )
 
-    quick = run_dag()
+    quick = run_dag({"mode": "quick"})
 
     assert quick.state == "success"
     evidence = query(

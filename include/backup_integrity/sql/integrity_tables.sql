@@ -60,3 +60,53 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx
     ON backup_integrity_notification (id) WHERE sent_at IS NULL;
+
+-- One row per (backup, backend): the last check, the store's fingerprint, and when the
+-- object's SHA-256 was last proven (by reading it byte for byte, or by the store).
+-- An hourly run passes an object whose listing fingerprint still equals sha256_fingerprint
+-- without downloading it; last_read_at orders the rotating full re-hash (oldest first).
+CREATE TABLE IF NOT EXISTS backup_integrity_object (
+    backup_id uuid NOT NULL,
+    backend text NOT NULL,
+    path text NULL,
+    last_kind text NOT NULL,
+    last_evidence text NULL,
+    last_checked_at timestamptz NOT NULL,
+    last_run_id text NOT NULL,
+    fingerprint text NULL,
+    sha256 text NULL,
+    sha256_evidence text NULL,
+    sha256_fingerprint text NULL,
+    sha256_verified_at timestamptz NULL,
+    last_read_at timestamptz NULL,
+    last_read_bytes bigint NULL,
+    probed_fingerprint text NULL,
+    PRIMARY KEY (backup_id, backend)
+);
+CREATE INDEX IF NOT EXISTS backup_integrity_object_read_idx
+    ON backup_integrity_object (backend, last_read_at NULLS FIRST, backup_id);
+
+-- One row per (run, backup, backend) repair: planned, repaired, failed or refused.
+CREATE TABLE IF NOT EXISTS backup_integrity_repair (
+    run_id text NOT NULL,
+    backup_id uuid NOT NULL,
+    backend text NOT NULL,
+    kind text NOT NULL,
+    status text NOT NULL,
+    source_backend text NULL,
+    sha256 text NULL,
+    reason text NOT NULL,
+    error text NULL,
+    repaired_at timestamptz NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, backup_id, backend)
+);
+CREATE INDEX IF NOT EXISTS backup_integrity_repair_backup_idx
+    ON backup_integrity_repair (backup_id, backend, recorded_at DESC);
+
+-- For the dashboard: failures by day, and the last byte-for-byte read of each copy,
+-- without scanning the (much larger) passing history.
+CREATE INDEX IF NOT EXISTS backup_integrity_result_failed_idx
+    ON backup_integrity_result (checked_at) WHERE kind <> 'passed';
+CREATE INDEX IF NOT EXISTS backup_integrity_result_content_idx
+    ON backup_integrity_result (backup_id, backend, checked_at DESC) WHERE evidence = 'content_sha256';

@@ -41,15 +41,27 @@ def test_an_absent_file_does_not_exist(backend, path, read_content):
     assert backend.observe(path, read_content=read_content) == Observation(exists=False)
 
 
-def test_quick_observation_reports_the_size_without_reading(backend):
-    assert backend.observe("db/full.dump", read_content=False) == Observation(exists=True, size=len(CONTENT))
+def test_quick_observation_reports_the_size_and_fingerprint_without_reading(root, backend):
+    info = os.lstat(root / "db" / "full.dump")
+
+    observation = backend.observe("db/full.dump", read_content=False)
+
+    assert observation == Observation(
+        exists=True,
+        size=len(CONTENT),
+        fingerprint=f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}",
+    )
 
 
 def test_full_observation_reads_the_content(backend):
     observation = backend.observe("db/full.dump", read_content=True)
 
     assert observation == Observation(
-        exists=True, size=len(CONTENT), content_sha256=CONTENT_SHA256, bytes_read=len(CONTENT)
+        exists=True,
+        size=len(CONTENT),
+        content_sha256=CONTENT_SHA256,
+        bytes_read=len(CONTENT),
+        fingerprint=backend.observe("db/full.dump", read_content=False).fingerprint,
     )
 
 

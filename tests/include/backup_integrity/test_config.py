@@ -177,7 +177,7 @@ SETTINGS = Settings(lookback_days=7, max_backups=20)
 )
 def test_absent_or_null_params_fall_back_to_the_variable(params):
     assert resolve_run_options(SETTINGS, params) == RunOptions(
-        mode="quick", lookback_days=7, max_backups=20, backup_ids=[]
+        mode="rolling", lookback_days=7, max_backups=20, backup_ids=[]
     )
 
 
@@ -189,7 +189,8 @@ def test_params_override_the_variable():
 
 def test_unknown_mode_is_refused():
     with pytest.raises(
-        ConfigError, match=r"^trigger param 'mode': expected one of \['quick', 'full'\], got 'deep'$"
+        ConfigError,
+        match=r"^trigger param 'mode': expected one of \['quick', 'rolling', 'full'\], got 'deep'$",
     ):
         resolve_run_options(SETTINGS, {"mode": "deep"})
 

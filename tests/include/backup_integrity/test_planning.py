@@ -1,114 +1,95 @@
-"""Which checks a run makes: routing by backup type, catalog-only results, chunks and their labels."""
+"""How a run fans out: routing by type, bounded chunks per backend, key ranges and labels."""
 
 from __future__ import annotations
 
-import pytest
-
 from include.backup_integrity.config import Settings, parse_settings
-from include.backup_integrity.planning import plan_checks
-from include.backup_integrity.records import INVALID_RECORD, MISSING
-from tests.include.backup_integrity.helpers import CHECKED_AT, backup_record
+from include.backup_integrity.planning import build_chunks, parts_for, routes
+
+SCOPE = {"window_start": None, "window_end": None, "limit": None, "backup_ids": ["x"]}
 
 
-def backups(count, backup_type="FULL_DATABASE"):
-    """``count`` rows, newest first, as the catalog returns them."""
-    return [
-        backup_record(
-            id=f"b-{n}",
-            backup_type=backup_type,
-            filename=f"backup-{n}.dump",
-            created_at=f"2026-03-{10 - n:02d}T08:30:00+00:00",
-        )
-        for n in range(count)
-    ]
+def chunks_of(ranges, unrecorded=0, backend="r2"):
+    return build_chunks(
+        backend,
+        ["FULL_DATABASE"],
+        ranges,
+        unrecorded,
+        mode="rolling",
+        scope=SCOPE,
+        now="2026-03-01T11:00:00+00:00",
+        rehash_through=None,
+    )
 
 
-def plan(records, settings=None, mode="quick"):
-    return plan_checks(records, settings or Settings(), mode, checked_at=CHECKED_AT)
+def test_each_backend_gets_the_types_expected_on_it():
+    assert routes(Settings()) == {
+        "local": ["CONFIGURATION", "FULL_DATABASE", "TENANT_BACKUP"],
+        "r2": ["CONFIGURATION", "FULL_DATABASE", "TENANT_BACKUP", "WAL_ARCHIVE"],
+        "b2": ["CONFIGURATION", "FULL_DATABASE", "TENANT_BACKUP", "WAL_ARCHIVE"],
+    }
 
 
-@pytest.mark.parametrize(
-    ("backup_type", "backends"),
-    [
-        ("WAL_ARCHIVE", ["r2", "b2"]),
-        ("FULL_DATABASE", ["local", "r2", "b2"]),
-        ("TENANT_BACKUP", ["local", "r2", "b2"]),
-        ("CONFIGURATION", ["local", "r2", "b2"]),
-    ],
-)
-def test_each_type_goes_to_its_expected_backends(backup_type, backends):
-    chunks, decided = plan(backups(1, backup_type))
-
-    assert decided == []
-    assert [c["backend"] for c in chunks] == backends
-
-
-def test_expected_backends_come_from_the_variable():
+def test_a_backend_no_type_expects_gets_no_chunk():
     settings = parse_settings({"expected_backends": {"FULL_DATABASE": ["b2"]}})
 
-    chunks, _ = plan(backups(2), settings)
-
-    assert [c["backend"] for c in chunks] == ["b2"]
+    assert routes(settings) == {"b2": ["FULL_DATABASE"]}
 
 
-def test_an_unknown_type_is_one_invalid_record_without_a_backend():
-    chunks, decided = plan(backups(1, "SNAPSHOT"))
-
-    assert chunks == []
-    assert len(decided) == 1
-    result = decided[0]
-    assert (result["backup_id"], result["backend"], result["kind"]) == ("b-0", None, INVALID_RECORD)
-    assert result["message"].startswith("backup_type 'SNAPSHOT' is not in expected_backends")
-    assert "WAL_ARCHIVE" in result["message"]
+def test_chunks_per_backend_grow_with_the_catalog_up_to_the_cap():
+    assert parts_for({"local": 120, "r2": 50, "b2": 0}, 50, 8, 1024) == {"local": 3, "r2": 1}
+    assert parts_for({"local": 100_000, "r2": 100_000, "b2": 100_000}, 50, 8, 1024) == {
+        "local": 8,
+        "r2": 8,
+        "b2": 8,
+    }
 
 
-def test_a_bad_row_is_decided_on_every_backend_and_never_sent_to_a_store():
-    chunks, decided = plan([backup_record(checksum=None)])
+def test_chunk_size_one_maps_one_chunk_per_backup_while_under_the_cap():
+    assert parts_for({"r2": 3, "b2": 3}, 1, 8, 1024) == {"r2": 3, "b2": 3}
 
-    assert chunks == []
-    assert [(r["backend"], r["kind"]) for r in decided] == [
-        ("local", INVALID_RECORD),
-        ("r2", INVALID_RECORD),
-        ("b2", INVALID_RECORD),
+
+def test_all_chunks_fit_in_max_map_length():
+    parts = parts_for({"local": 10_000, "r2": 10_000, "b2": 10_000}, 1, 8, 10)
+
+    assert sum(parts.values()) <= 10
+    assert all(p >= 1 for p in parts.values())
+
+
+def test_key_ranges_become_half_open_chunks_and_the_last_is_open_ended():
+    chunks = chunks_of([("a/1", "a/4", 4), ("a/5", "b/2", 4), ("b/3", "c/9", 3)], unrecorded=2)
+
+    assert [(c["after_path"], c["through_path"], c["count"], c["unrecorded"]) for c in chunks] == [
+        (None, "a/4", 6, True),
+        ("a/4", "b/2", 4, False),
+        ("b/2", None, 3, False),
     ]
-
-
-def test_a_path_not_recorded_on_one_backend_leaves_the_others_to_check():
-    chunks, decided = plan([backup_record(local_path=None)])
-
-    assert [(r["backend"], r["kind"]) for r in decided] == [("local", MISSING)]
-    assert [c["backend"] for c in chunks] == ["r2", "b2"]
-
-
-def test_chunk_size_one_gives_one_chunk_per_backup_per_backend():
-    records = backups(3)
-
-    chunks, _ = plan(records, Settings(chunk_size=1))
-
-    assert len(chunks) == 9
-    assert [(c["backend"], [b["id"] for b in c["backups"]]) for c in chunks] == [
-        (backend, [record["id"]]) for backend in ("local", "r2", "b2") for record in records
-    ]
-    assert chunks[0]["label"] == "local 1/3: backup-0.dump"
-
-
-def test_chunks_are_filled_in_order_and_labelled_with_their_span():
-    chunks, _ = plan(backups(5), Settings(chunk_size=2, expected_backends={"FULL_DATABASE": ["r2"]}))
-
-    assert [[b["id"] for b in c["backups"]] for c in chunks] == [["b-0", "b-1"], ["b-2", "b-3"], ["b-4"]]
     assert [c["label"] for c in chunks] == [
-        "r2 1/3: 2 backups 2026-03-09T08:30..2026-03-10T08:30",
-        "r2 2/3: 2 backups 2026-03-07T08:30..2026-03-08T08:30",
-        "r2 3/3: backup-4.dump",
+        "r2 1/3: 6 backups a/1 .. a/4",
+        "r2 2/3: 4 backups a/5 .. b/2",
+        "r2 3/3: 3 backups b/3 .. c/9",
     ]
 
 
-def test_the_mode_and_time_reach_chunks_and_decided_results():
-    chunks, decided = plan([*backups(1), backup_record(id="b-x", r2_path=None)], mode="full")
+def test_a_range_that_only_repeats_the_previous_last_path_is_merged_away():
+    chunks = chunks_of([("a/1", "a/1", 2), ("a/1", "a/1", 2), ("a/2", "a/3", 2)])
 
-    assert {c["mode"] for c in chunks} == {"full"}
-    assert [(r["backup_id"], r["mode"], r["checked_at"]) for r in decided] == [("b-x", "full", CHECKED_AT)]
+    assert [(c["after_path"], c["through_path"]) for c in chunks] == [(None, "a/1"), ("a/1", None)]
+    assert [c["parts"] for c in chunks] == [2, 2]
 
 
-def test_nothing_to_check_plans_nothing():
-    assert plan([]) == ([], [])
+def test_rows_without_a_recorded_path_still_get_a_chunk():
+    chunks = chunks_of([], unrecorded=3)
+
+    assert [(c["after_path"], c["through_path"], c["unrecorded"], c["count"]) for c in chunks] == [
+        (None, None, True, 3)
+    ]
+
+
+def test_a_long_path_is_shortened_in_the_label():
+    long_path = "tenants/" + "x" * 200 + "/full.dump"
+
+    (chunk,) = chunks_of([(long_path, long_path, 1)])
+
+    assert chunk["label"].startswith("r2 1/1: 1 backup …")
+    assert chunk["label"].endswith("/full.dump")
+    assert len(chunk["label"]) < 100

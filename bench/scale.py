@@ -1,0 +1,393 @@
+"""Scale benchmark: the DAG's quick run against the old way and ``rclone check``, on the same data.
+
+Seeds N backups (catalog rows, local files, objects in two moto S3 servers),
+then, in one run and on the same data, times:
+
+  (a) the DAG's quick run under ``dag.test()``: cold (first run: one HEAD per S3
+      object to learn its checksum) and warm (the hourly steady state: listings only);
+  (b) the old way: one HEAD (or stat) per object per backend, and one mapped task
+      per backup per backend (measured on a sample and scaled linearly, since it
+      is far too slow at size);
+  (c) ``rclone check --size-only`` local<->r2 and local<->b2, when rclone is installed;
+
+and prints wall time, requests per backend, mapped task instances and peak
+memory, with the ratios. ``--hash-mib`` also measures full-mode hashing of a
+local file against hashlib's raw SHA-256 speed on this machine.
+
+    PYTHONPATH=. .venv/bin/python -m bench.scale --backups 1000 10000 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+OBJECT_BYTES = 256
+FOLDER_TYPES = ("FULL_DATABASE", "TENANT_BACKUP")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------- seeding
+
+
+def seed(n: int, stores: Any, postgres_dsn: str) -> None:
+    """N backups spread over the last 29 days, one folder per type and day, on all three backends."""
+    import psycopg
+
+    now = datetime.now(UTC)
+    rows = []
+    objects = []
+    for index in range(n):
+        backup_id = str(uuid.uuid4())
+        backup_type = FOLDER_TYPES[index % len(FOLDER_TYPES)]
+        created = now - timedelta(hours=2) - timedelta(seconds=(index * 29 * 86400) // max(n, 1))
+        content = index.to_bytes(8, "big") * (OBJECT_BYTES // 8)
+        name = f"{backup_type.lower()}_{created:%Y%m%d_%H%M%S}_{backup_id[:8]}.dump"
+        key = f"{backup_type.lower()}/{created:%Y/%m/%d}/{name}"
+        rows.append(
+            (
+                backup_id,
+                backup_type,
+                key.rsplit("/", 1)[1],
+                len(content),
+                hashlib.sha256(content).hexdigest(),
+                key,
+                key,
+                key,
+                "COMPLETED",
+                created,
+                "{}",
+            )
+        )
+        objects.append((key, content))
+    with psycopg.connect(postgres_dsn) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY backups_backup (id, backup_type, filename, size_bytes, checksum, local_path, r2_path, "
+            "b2_path, status, created_at, metadata) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+    for key, content in objects:
+        full = os.path.join(stores.local_root, key)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as handle:
+            handle.write(content)
+
+    def put(item: tuple[str, bytes]) -> None:
+        key, content = item
+        for client, bucket in (stores.s3("r2"), stores.s3("b2")):
+            client.put_object(Bucket=bucket, Key=key, Body=content)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, objects))
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
+    """One DAG run in a fresh process: its statistics, mapped instances, wall time and peak memory."""
+    code = (
+        "import json, os, sys, time, resource\n"
+        "from devtools.runs import DagRunOutcome, load_dag\n"
+        "dag = load_dag()\n"
+        "t = time.perf_counter()\n"
+        "outcome = DagRunOutcome(dag.test(run_conf=json.loads(os.environ['BENCH_CONF'])))\n"
+        "wall = time.perf_counter() - t\n"
+        "from airflow.models.taskinstance import TaskInstance\n"
+        "from airflow.utils.session import create_session\n"
+        "with create_session() as s:\n"
+        "    mapped = s.query(TaskInstance).filter(TaskInstance.run_id == outcome.run_id,"
+        " TaskInstance.task_id == 'verify_chunk').count()\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "print('RESULT ' + json.dumps({'state': outcome.state, 'stats': outcome.statistics, 'wall': wall,"
+        " 'mapped': mapped, 'peak_mib': peak}))\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "BENCH_CONF": json.dumps(conf)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in process.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"DAG run failed: {process.stderr[-3000:]}")
+
+
+def old_way_heads(stores: Any, n_keys: list[str]) -> dict[str, Any]:
+    """One HEAD per object on each S3 backend and one stat per local file, 8 in flight."""
+    started = time.perf_counter()
+
+    def head_all(backend: str) -> None:
+        client, bucket = stores.s3(backend)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda k: client.head_object(Bucket=bucket, Key=k), n_keys))
+
+    head_all("r2")
+    head_all("b2")
+    for key in n_keys:
+        os.stat(os.path.join(stores.local_root, key))
+    return {
+        "wall": time.perf_counter() - started,
+        "requests": {"local": len(n_keys), "r2": len(n_keys), "b2": len(n_keys)},
+    }
+
+
+def rclone_check(stores: Any, backend: str, endpoint: str) -> dict[str, Any] | None:
+    if not shutil.which("rclone"):
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    name = backend.upper()
+    env.update(
+        {
+            f"RCLONE_CONFIG_{name}_TYPE": "s3",
+            f"RCLONE_CONFIG_{name}_PROVIDER": "Other",
+            f"RCLONE_CONFIG_{name}_ENDPOINT": endpoint,
+            f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": "testing",
+            f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": "testing",
+            f"RCLONE_CONFIG_{name}_REGION": "us-east-1",
+        }
+    )
+    _, bucket = stores.s3(backend)
+    command = ["rclone", "check", stores.local_root, f"{backend}:{bucket}", "--size-only", "--checkers", "8"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, _, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.wait()
+    with tempfile.NamedTemporaryFile("r", suffix=".log") as dump:
+        subprocess.run([*command, "--dump", "headers", "--log-file", dump.name], env=env, capture_output=True)
+        requests = dump.read().count("HTTP REQUEST")
+    return {"wall": wall, "requests": requests, "peak_mib": usage.ru_maxrss // 1024}
+
+
+def hashing(mib: int) -> dict[str, float]:
+    """Full-mode hashing of a local file through the backend, against raw hashlib on memory."""
+    from include.backup_integrity.backends import READ_BLOCK_BYTES, LocalBackend
+
+    block = os.urandom(READ_BLOCK_BYTES)
+    total = mib * 1024 * 1024
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for _ in range(total // len(block)):
+        digest.update(block)
+    raw = total / (time.perf_counter() - started) / 1e9
+    folder = tempfile.mkdtemp(prefix="bi-bench-hash-")
+    try:
+        with open(os.path.join(folder, "big.dump"), "wb") as handle:
+            for _ in range(total // len(block)):
+                handle.write(block)
+        backend = LocalBackend(folder)
+        backend.read("big.dump", None)  # warm the page cache: we measure hashing, not the disk
+        started = time.perf_counter()
+        observation = backend.read("big.dump", None)
+        ours = (observation.bytes_read or 0) / (time.perf_counter() - started) / 1e9
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"raw_gbps": raw, "backend_gbps": ours, "ratio": ours / raw}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backups", type=int, nargs="+", default=[1000], help="N values to run")
+    parser.add_argument(
+        "--old-way-sample",
+        type=int,
+        default=100,
+        help="backups run as one mapped task per backup per backend (scaled to N)",
+    )
+    parser.add_argument(
+        "--hash-mib", type=int, default=1024, help="file size for the hashing benchmark (0: skip)"
+    )
+    args = parser.parse_args()
+
+    from devtools.runs import use_throwaway_airflow
+    from devtools.seed import Stores, create_buckets, create_catalog
+    from devtools.services import MotoServer, PostgresServer
+
+    home = tempfile.mkdtemp(prefix="bi-bench-airflow-")
+    use_throwaway_airflow(
+        home, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING", AIRFLOW__CORE__MAX_MAP_LENGTH="100000"
+    )
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    report: list[dict[str, Any]] = []
+    try:
+        for n in sorted(args.backups):
+            sample = args.old_way_sample if args.old_way_all or n == min(args.backups) else 0
+            report.append(
+                bench_one(n, sample, Stores, create_buckets, create_catalog, MotoServer, PostgresServer)
+            )
+        if len(report) > 1:
+            low, high = report[0], report[-1]
+            grown = (high["warm"]["peak_mib"] - low["warm"]["peak_mib"]) * 1024 * 1024
+            log(
+                f"\nmemory: the DAG run's peak grows by {grown / (high['n'] - low['n']):.0f} bytes per "
+                f"catalog row ({low['warm']['peak_mib']} MiB at {low['n']:,}, "
+                f"{high['warm']['peak_mib']} MiB at {high['n']:,})"
+            )
+        if args.hash_mib:
+            figures = hashing(args.hash_mib)
+            log(
+                f"\nfull-mode hashing of a {args.hash_mib} MiB local file: "
+                f"{figures['backend_gbps']:.2f} GB/s "
+                f"through LocalBackend.read vs {figures['raw_gbps']:.2f} GB/s raw hashlib SHA-256 "
+                f"({figures['ratio']:.0%})"
+            )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    log("\nJSON " + json.dumps(report))
+    return 0
+
+
+def bench_one(
+    n, sample, Stores, create_buckets, create_catalog, MotoServer, PostgresServer
+) -> dict[str, Any]:
+    services = []
+    local_root = tempfile.mkdtemp(prefix="bi-bench-backups-")
+    try:
+        postgres = PostgresServer().start()
+        services.append(postgres)
+        r2, b2 = MotoServer("r2").start(), MotoServer("b2").start()
+        services += [r2, b2]
+        stores = Stores(
+            catalog_dsn=postgres.create_database("catalog"),
+            local_root=local_root,
+            r2=r2.client(),
+            b2=b2.client(),
+        )
+        create_catalog(stores)
+        create_buckets(stores)
+        started = time.perf_counter()
+        seed(n, stores, stores.catalog_dsn)
+        log(f"\n=== N = {n:,} backups x 3 backends (seeded in {time.perf_counter() - started:.0f}s) ===")
+        env = dict(os.environ)
+        env.update(
+            AIRFLOW_CONN_BACKUP_CATALOG=json.dumps(
+                {
+                    "conn_type": "postgres",
+                    "host": "127.0.0.1",
+                    "port": postgres.port,
+                    "login": "postgres",
+                    "schema": "catalog",
+                }
+            ),
+            AIRFLOW_CONN_BACKUP_R2=json.dumps(r2.airflow_connection("backup_r2")),
+            AIRFLOW_CONN_BACKUP_B2=json.dumps(b2.airflow_connection("backup_b2")),
+            AIRFLOW_VAR_BACKUP_INTEGRITY=json.dumps({"local_root": local_root}),
+        )
+        cold = dag_run(env, {"mode": "quick"})
+        warm = dag_run(env, {"mode": "quick"})
+        for run in (cold, warm):
+            assert run["stats"]["checks_passed"] == 3 * n, run["stats"]
+
+        import psycopg
+
+        with psycopg.connect(stores.catalog_dsn) as conn:
+            keys = [row[0] for row in conn.execute("SELECT r2_path FROM backups_backup")]
+        heads = old_way_heads(stores, keys) if sample else None
+        sample_n = min(sample, n)
+        mapped_sample = None
+        if sample:
+            old_env = dict(env)
+            old_env["AIRFLOW_VAR_BACKUP_INTEGRITY"] = json.dumps(
+                {"local_root": local_root, "chunk_size": 1, "max_chunks_per_backend": 100000}
+            )
+            mapped_sample = dag_run(old_env, {"mode": "quick", "max_backups": sample_n})
+        rclone = {b: rclone_check(stores, b, s.endpoint_url) for b, s in (("r2", r2), ("b2", b2))}
+
+        def requests_of(stats: dict[str, Any]) -> dict[str, int]:
+            return {b: sum(c.values()) for b, c in stats["requests"].items()}
+
+        lines = [
+            (
+                "DAG quick run, warm (hourly steady state)",
+                warm["wall"],
+                requests_of(warm["stats"]),
+                warm["mapped"],
+                warm["peak_mib"],
+            ),
+            (
+                "DAG quick run, cold (first run ever)",
+                cold["wall"],
+                requests_of(cold["stats"]),
+                cold["mapped"],
+                cold["peak_mib"],
+            ),
+        ]
+        if heads and mapped_sample:
+            lines.append(
+                ("old way: 1 HEAD/stat per object per backend", heads["wall"], heads["requests"], 0, None)
+            )
+            lines.append(
+                (
+                    f"old way: 1 mapped task per backup per backend (x{n / sample_n:g} of {sample_n})",
+                    mapped_sample["wall"] * n / sample_n,
+                    {},
+                    3 * n,
+                    mapped_sample["peak_mib"],
+                )
+            )
+        if all(rclone.values()):
+            lines.append(
+                (
+                    "rclone check --size-only local<->r2 + local<->b2",
+                    rclone["r2"]["wall"] + rclone["b2"]["wall"],
+                    {"r2": rclone["r2"]["requests"], "b2": rclone["b2"]["requests"]},
+                    0,
+                    max(rclone["r2"]["peak_mib"], rclone["b2"]["peak_mib"]),
+                )
+            )
+        log(f"{'':58} {'wall s':>8} {'requests (per backend)':>34} {'mapped':>7} {'peak MiB':>9}")
+        for label, wall, requests, mapped, peak in lines:
+            shown = " ".join(f"{b}={v}" for b, v in requests.items()) or "-"
+            log(f"{label:58} {wall:8.2f} {shown:>34} {mapped:7} {peak if peak is not None else '-':>9}")
+        s3_requests = sum(v for b, v in requests_of(warm["stats"]).items() if b != "local")
+        if all(rclone.values()):
+            rclone_wall = rclone["r2"]["wall"] + rclone["b2"]["wall"]
+            rclone_requests = rclone["r2"]["requests"] + rclone["b2"]["requests"]
+            log(
+                f"ratios: warm quick run / rclone wall = {warm['wall'] / rclone_wall:.2f}; "
+                f"S3 requests {s3_requests} vs rclone {rclone_requests} "
+                f"({s3_requests / max(rclone_requests, 1):.2f})"
+            )
+        log(
+            f"ratios: one HEAD per object / warm S3 requests = {2 * n / max(s3_requests, 1):.0f}x; "
+            f"one mapped task per check / ours = {3 * n / max(warm['mapped'], 1):.0f}x"
+        )
+        return {
+            "n": n,
+            "cold": cold,
+            "warm": warm,
+            "heads": heads,
+            "old_tasks_wall": mapped_sample["wall"] * n / sample_n if mapped_sample else None,
+            "rclone": rclone,
+        }
+    finally:
+        for service in reversed(services):
+            service.stop()
+        shutil.rmtree(local_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Repair end to end with ``dag.test()``: real PostgreSQL, two moto S3 servers, a real folder,
+a real webhook. A bad copy is healed only from a copy verified good, and proven afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+
+import pytest
+
+from devtools.seed import corrupt_same_size, delete, seed_backup
+from tests.conftest import set_variable
+from tests.integration.helpers import alerts, last_check, open_alerts_by_key, query
+
+pytestmark = pytest.mark.integration
+
+
+def stored_bytes(stores, backup, backend: str) -> bytes | None:
+    key = backup.paths[backend]
+    if backend == "local":
+        full = os.path.join(stores.local_root, key)
+        if not os.path.exists(full):
+            return None
+        with open(full, "rb") as handle:
+            return handle.read()
+    client, bucket = stores.s3(backend)
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        return None
+
+
+def alert_for(stores, backup_id: str, backend: str, kind: str) -> dict:
+    rows = [
+        a
+        for a in alerts(stores)
+        if a["backup_id"] == backup_id
+        and a["details"].get("backend") == backend
+        and a["details"].get("kind") == kind
+    ]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_apply_restores_deleted_and_corrupted_copies_from_a_verified_replica(stores, run_dag, webhook):
+    # local -> S3: deleted from r2, same-size corrupted on b2; only the local copy is good.
+    from_local = seed_backup(stores)
+    delete(stores, from_local, "r2")
+    corrupt_same_size(stores, from_local, "b2")
+    # S3 -> local: deleted locally; and same-size corrupted locally.
+    deleted_local = seed_backup(stores)
+    delete(stores, deleted_local, "local")
+    corrupted_local = seed_backup(stores)
+    corrupt_same_size(stores, corrupted_local, "local")
+    # S3 -> S3, larger than one part: multipart upload to r2 from b2.
+    large_wal = seed_backup(stores, backup_type="WAL_ARCHIVE", size=9 * 1024 * 1024 + 123)
+    corrupt_same_size(stores, large_wal, "r2")
+    # No copy is good anywhere: nothing to repair from.
+    lost = seed_backup(stores)
+    for backend in ("local", "r2", "b2"):
+        corrupt_same_size(stores, lost, backend)
+    # The catalog does not say where the b2 copy belongs.
+    unrecorded = seed_backup(stores, on=("local", "r2"), record_paths=("local", "r2"))
+
+    outcome = run_dag({"mode": "full", "repair": "apply"})
+
+    stats = outcome.statistics
+    assert stats["checksum_mismatches"] == 2 + 1 + 3
+    assert stats["missing_files"] == 2 + 1
+    assert stats["repaired"] == 5
+    assert stats["repair_failed"] == 3 + 1
+    assert outcome.state == "failed", "the unrepaired copies still fail the run"
+
+    for backup, backend in (
+        (from_local, "r2"),
+        (from_local, "b2"),
+        (deleted_local, "local"),
+        (corrupted_local, "local"),
+        (large_wal, "r2"),
+    ):
+        assert stored_bytes(stores, backup, backend) == backup.content, (backup.id, backend)
+    head = stores.r2.head_object(Bucket=stores.r2_bucket, Key=large_wal.paths["r2"])
+    assert head["ETag"].strip('"').endswith("-2"), "written as a two-part multipart upload"
+    for backend in ("local", "r2", "b2"):
+        assert hashlib.sha256(stored_bytes(stores, lost, backend)).hexdigest() != lost.sha256, (
+            "no copy overwritten without a verified source"
+        )
+    assert not [name for _, _, files in os.walk(stores.local_root) for name in files if ".repair-" in name]
+
+    plan = {(e["backup_id"], e["backend"]): e for e in stats["repair_plan"]}
+    assert plan[(from_local.id, "r2")]["source_backend"] == "local"
+    assert plan[(from_local.id, "b2")]["kind"] == "checksum_mismatch"
+    assert plan[(deleted_local.id, "local")]["source_backend"] in ("r2", "b2")
+    assert plan[(large_wal.id, "r2")]["source_backend"] == "b2"
+    assert plan[(lost.id, "local")]["source_backend"] is None
+    assert "unverified source" in plan[(lost.id, "local")]["reason"]
+    assert plan[(unrecorded.id, "b2")]["source_backend"] is None
+    assert "no location" in plan[(unrecorded.id, "b2")]["reason"]
+
+    repaired_alert = alert_for(stores, from_local.id, "r2", "missing")
+    assert repaired_alert["status"] == "RESOLVED"
+    assert repaired_alert["details"]["resolution"] == "repaired"
+    repair = repaired_alert["details"]["repair"]
+    assert repair["source_backend"] == "local"
+    assert repair["sha256"] == from_local.sha256
+    assert repair["repaired_at"]
+    assert alert_for(stores, large_wal.id, "r2", "checksum_mismatch")["details"]["repair"][
+        "source_backend"
+    ] == ("b2")
+
+    still_open = open_alerts_by_key(stores)
+    for backend in ("local", "r2", "b2"):
+        lost_alert = still_open[(lost.id, backend, "checksum_mismatch")]
+        assert lost_alert["status"] == "ACTIVE"
+        assert "unverified source" in lost_alert["details"]["repair_error"]
+    assert "no location" in still_open[(unrecorded.id, "b2", "missing")]["details"]["repair_error"]
+    assert not any(key[0] in (from_local.id, deleted_local.id, corrupted_local.id) for key in still_open)
+
+    # One notice per repaired copy (saying what was found and what was done), none "opened" for it.
+    repaired_notices = [m for m in webhook.messages if m["title"].startswith("[REPAIRED]")]
+    assert len(repaired_notices) == 5
+    notice = next(
+        m for m in repaired_notices if "restored from local" in m["title"] and "on r2" in m["title"]
+    )
+    assert "Found:" in notice["message"]
+    assert "Repaired:" in notice["message"]
+    assert from_local.sha256 in notice["message"]
+    opened_titles = [m["title"] for m in webhook.messages if not m["title"].startswith("[REPAIRED]")]
+    assert len(opened_titles) == 4 + 1, opened_titles  # lost x3, unrecorded, the summary
+
+    rows = query(
+        stores,
+        "SELECT status, count(*) AS n FROM backup_integrity_repair WHERE run_id = %s GROUP BY status",
+        [outcome.run_id],
+    )
+    assert {r["status"]: r["n"] for r in rows} == {"repaired": 5, "refused": 4}
+
+    # The repaired copies now pass a full check of their own.
+    again = run_dag({"mode": "full", "backup_ids": [from_local.id, deleted_local.id, large_wal.id]})
+    assert again.state == "success"
+    assert again.statistics["checks_passed"] == 3 + 3 + 2
+
+
+@pytest.fixture
+def statsd(monkeypatch):
+    """A StatsD listener, and Airflow's metrics pointed at it (as a worker's [metrics] would)."""
+    from airflow.sdk._shared.observability.metrics import stats as shared
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "True")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(sock.getsockname()[1]))
+    monkeypatch.setattr(shared, "_factory", None)
+    monkeypatch.setattr(shared, "_backend", None)
+    yield sock
+    sock.close()
+
+
+def received(sock) -> list[str]:
+    lines = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            lines.extend(sock.recvfrom(65535)[0].decode().splitlines())
+    return lines
+
+
+def test_a_run_whose_failures_were_all_repaired_succeeds_with_one_notice_each(
+    stores, run_dag, webhook, monkeypatch, airflow_env, statsd
+):
+    deleted = seed_backup(stores)
+    delete(stores, deleted, "b2")
+    corrupted = seed_backup(stores)
+    corrupt_same_size(stores, corrupted, "r2")
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})  # the Variable's key, no param
+
+    # quick mode: no source was read in the checks; the repair reads and verifies one first.
+    outcome = run_dag()
+
+    metrics = [line for line in received(statsd) if ".backup_integrity." in line]
+    assert "airflow.backup_integrity.repaired:2|g" in metrics
+    assert "airflow.backup_integrity.missing_files:1|g" in metrics
+    assert "airflow.backup_integrity.total_backups_checked:2|g" in metrics
+
+    assert outcome.state == "success"
+    assert outcome.statistics["repaired"] == 2
+    assert outcome.statistics["repair_failed"] == 0
+    assert outcome.statistics["missing_files"] == 1
+    assert outcome.statistics["checksum_mismatches"] == 1
+    assert stored_bytes(stores, deleted, "b2") == deleted.content
+    assert stored_bytes(stores, corrupted, "r2") == corrupted.content
+    assert len(webhook.messages) == 2, [m["title"] for m in webhook.messages]
+    assert all(m["title"].startswith("[REPAIRED]") for m in webhook.messages)
+    assert open_alerts_by_key(stores) == {}, "no summary and no open alert is left behind"
+    check = last_check(stores, deleted.id)
+    assert check["errors"][0]["kind"] == "missing", "what was found stays on record"
+    assert check["repairs"] == [
+        {"backend": "b2", "kind": "missing", "status": "repaired", "source_backend": "r2"}
+    ]
+
+    # The param overrides the key for one run.
+    delete(stores, deleted, "b2")
+    planned = run_dag({"repair": "off"})
+    assert planned.state == "failed"
+    assert "repair_plan" not in planned.statistics
+    assert stored_bytes(stores, deleted, "b2") is None
+
+
+def test_an_alert_opened_earlier_is_resolved_as_repaired_by_a_later_repair(stores, run_dag, webhook):
+    backup = seed_backup(stores)
+    delete(stores, backup, "local")
+    first = run_dag()
+    assert first.state == "failed"
+    assert [m["title"] for m in webhook.messages] == ["[CRITICAL] Backup integrity: missing on local"]
+
+    second = run_dag({"repair": "apply"})
+
+    assert second.state == "success"
+    row = alert_for(stores, backup.id, "local", "missing")
+    assert row["status"] == "RESOLVED"
+    assert row["details"]["resolution"] == "repaired"
+    assert row["details"]["occurrences"] == 2
+    assert [m["title"] for m in webhook.messages][1:] == [
+        "[REPAIRED] Backup integrity: missing on local, restored from r2"
+    ]
+
+
+def test_plan_mode_lists_the_repairs_and_copies_nothing(stores, run_dag, webhook):
+    deleted = seed_backup(stores)
+    delete(stores, deleted, "r2")
+    lost = seed_backup(stores, on=("r2",), record_paths=("local", "r2", "b2"))
+    corrupt_same_size(stores, lost, "r2")
+
+    outcome = run_dag({"repair": "plan"})
+
+    assert outcome.state == "failed"
+    stats = outcome.statistics
+    assert "repaired" not in stats
+    assert "repair_failed" not in stats
+    plan = sorted(stats["repair_plan"], key=lambda e: (e["backup_id"] == lost.id, e["backend"]))
+    assert plan[0] == {
+        "backup_id": deleted.id,
+        "backend": "r2",
+        "kind": "missing",
+        "source_backend": "b2",  # its SHA-256 is the store's own; local passed on size only
+        "reason": plan[0]["reason"],
+    }
+    assert "verifies its SHA-256 first" in plan[0]["reason"]
+    assert [(e["backend"], e["source_backend"]) for e in plan[1:]] == [
+        ("b2", None),
+        ("local", None),
+        ("r2", None),
+    ]
+    assert stored_bytes(stores, deleted, "r2") is None
+    assert open_alerts_by_key(stores)[(deleted.id, "r2", "missing")]["status"] == "ACTIVE"
+    assert not any(m["title"].startswith("[REPAIRED]") for m in webhook.messages)

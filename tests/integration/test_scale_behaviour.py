@@ -1,0 +1,157 @@
+"""Listings, fingerprints, the rotating re-hash and bounded fan-out, against the real stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.seed import corrupt_same_size, seed_backup
+from tests.conftest import set_variable
+from tests.integration.helpers import query, results
+
+pytestmark = pytest.mark.integration
+
+
+def requests_of(outcome, backend):
+    return outcome.statistics["requests"].get(backend, {})
+
+
+def evidence_by_backend(stores, run_id):
+    rows = query(
+        stores,
+        "SELECT backend, evidence, count(*) AS n FROM backup_integrity_result WHERE run_id = %s "
+        "GROUP BY backend, evidence ORDER BY backend, evidence",
+        [run_id],
+    )
+    return {(r["backend"], r["evidence"]): r["n"] for r in rows}
+
+
+def test_existence_and_size_come_from_listings_not_per_object_requests(stores, run_dag):
+    for _ in range(12):
+        seed_backup(stores, server_sha256=False)
+
+    first = run_dag({"mode": "quick"})
+    second = run_dag({"mode": "quick"})
+
+    assert first.state == second.state == "success"
+    for backend in ("r2", "b2"):
+        # The first run asks each object once (a HEAD) for a SHA-256 it may carry in its metadata;
+        # from then on the hourly run is listings only: one request answers up to 1,000 objects.
+        assert requests_of(first, backend).get("head") == 12
+        assert requests_of(second, backend) == {"list": 1}
+    assert requests_of(second, "local") == {"scandir": 1}
+    assert second.statistics["objects_read"] == 0
+
+
+def test_a_full_read_lets_later_runs_pass_on_the_unchanged_fingerprint(stores, run_dag):
+    backups = [seed_backup(stores, server_sha256=False) for _ in range(3)]
+
+    full = run_dag({"mode": "full"})
+    quick = run_dag({"mode": "quick"})
+
+    assert full.state == quick.state == "success"
+    assert evidence_by_backend(stores, quick.run_id) == {
+        ("b2", "fingerprint"): 3,
+        ("local", "fingerprint"): 3,
+        ("r2", "fingerprint"): 3,
+    }
+    assert quick.statistics["objects_read"] == 0
+    assert "get" not in requests_of(quick, "r2")
+
+    victim = backups[1]
+    corrupt_same_size(stores, victim, "r2")  # a new version: new ETag, same size
+    rolling = run_dag({"mode": "rolling"})
+
+    assert rolling.state == "failed"
+    assert results(stores, rolling.run_id)[(victim.id, "r2")] == "checksum_mismatch"
+    assert requests_of(rolling, "r2").get("get") == 1, "only the changed object is downloaded"
+
+
+def test_the_store_sha256_is_fetched_once_per_object_version(stores, run_dag):
+    seed_backup(stores)  # uploaded with a whole-object SHA-256 on both S3 stores
+
+    first = run_dag({"mode": "quick"})
+    second = run_dag({"mode": "quick"})
+
+    assert evidence_by_backend(stores, first.run_id)[("r2", "server_sha256")] == 1
+    assert evidence_by_backend(stores, second.run_id)[("r2", "fingerprint")] == 1
+    assert requests_of(second, "r2") == {"list": 1}
+
+
+def test_the_rotation_reads_every_object_once_per_period_within_its_budget(
+    stores, run_dag, monkeypatch, airflow_env
+):
+    backups = [seed_backup(stores, size=1000, server_sha256=False) for _ in range(6)]
+    # 6 backups x 3 backends = 18 objects of 1,000 bytes; 6,000 bytes a run is a third of them.
+    set_variable(monkeypatch, {**airflow_env, "rehash_budget_bytes": 6000})
+
+    reads = []
+    for _ in range(3):
+        outcome = run_dag({"mode": "rolling"})
+        assert outcome.state == "success"
+        reads.append(outcome.statistics["objects_read"])
+        assert outcome.statistics["rehash_planned_objects"] == 6
+
+    assert reads == [6, 6, 6], "each run reads its slice and no more"
+    coverage = query(
+        stores,
+        "SELECT backup_id::text AS b, backend, last_read_at, last_read_bytes FROM backup_integrity_object",
+    )
+    assert len(coverage) == 18
+    assert all(row["last_read_at"] is not None for row in coverage), "every object was read once"
+    assert {row["last_read_bytes"] for row in coverage} == {1000}
+    assert {row["b"] for row in coverage} == {b.id for b in backups}
+
+    oldest = sorted(coverage, key=lambda row: row["last_read_at"])[:6]
+    fourth = run_dag({"mode": "rolling"})
+    reread = query(
+        stores,
+        "SELECT backup_id::text AS b, backend FROM backup_integrity_object WHERE last_read_at > %s",
+        [max(row["last_read_at"] for row in coverage)],
+    )
+    assert fourth.statistics["objects_read"] == 6
+    assert {(r["b"], r["backend"]) for r in reread} == {(r["b"], r["backend"]) for r in oldest}, (
+        "the next slice is the objects read longest ago"
+    )
+
+
+def test_quick_mode_never_reads_even_when_the_rotation_is_due(stores, run_dag):
+    seed_backup(stores, server_sha256=False)
+
+    quick = run_dag({"mode": "quick"})
+
+    assert quick.statistics["objects_read"] == 0
+    assert quick.statistics["bytes_read"] == 0
+    assert "rehash_planned_objects" not in quick.statistics
+
+
+def test_fan_out_stays_bounded_however_many_backups(stores, run_dag, monkeypatch, airflow_env):
+    seeded = [seed_backup(stores, size=64, server_sha256=False) for _ in range(30)]
+    set_variable(monkeypatch, {**airflow_env, "chunk_size": 1, "max_chunks_per_backend": 4})
+
+    outcome = run_dag({"mode": "quick"})
+
+    assert outcome.state == "success"
+    assert outcome.statistics["chunks"] == 12, "4 chunks on each of 3 backends"
+    checked = results(stores, outcome.run_id)
+    assert len(checked) == 90, "every backup on every backend, exactly once"
+    assert {b for (b, _) in checked} == {b.id for b in seeded}
+    paths = sorted(b.paths["local"] for b in seeded)
+    labels = mapped_labels(outcome.run_id)
+    assert len(labels) == 12
+    first = next(label for label in labels if label.startswith("local 1/4: "))
+    assert first.startswith("local 1/4: 8 backups "), "the UI label says which chunk and how many"
+    assert first.endswith(paths[7][-40:]), "and which keys it covers"
+
+
+def mapped_labels(run_id):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(TaskInstance.map_index, TaskInstance.rendered_map_index)
+            .filter(TaskInstance.run_id == run_id, TaskInstance.task_id == "verify_chunk")
+            .order_by(TaskInstance.map_index)
+            .all()
+        )
+    return [label for _, label in rows]

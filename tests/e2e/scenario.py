@@ -61,7 +61,7 @@ def floor_hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def away_from_the_hour(margin: timedelta = timedelta(minutes=2)) -> datetime:
+def away_from_the_hour(margin: timedelta = timedelta(minutes=1)) -> datetime:
     """Now, after waiting out the last ``margin`` of an hour: the scheduled run must end at this H."""
     now = datetime.now(UTC)
     next_hour = floor_hour(now) + HOUR
@@ -77,7 +77,7 @@ class Environment:
     stores: Stores
     webhook: WebhookReceiver
     smtp: SmtpReceiver
-    h: datetime
+    h: datetime = field(default_factory=lambda: floor_hour(datetime.now(UTC)))
     backups: dict[str, SeededBackup] = field(default_factory=dict)
 
     def role_of(self, backup_id: str | None) -> str | None:
@@ -116,7 +116,7 @@ class Environment:
 def prepare(
     postgres: PostgresServer, r2: MotoServer, b2: MotoServer, local_root: str, label: str
 ) -> Environment:
-    """A fresh catalog database, fresh buckets, receivers, and the seeded backups."""
+    """A fresh catalog database, fresh buckets and receivers (backups are seeded once Airflow is up)."""
     suffix = uuid.uuid4().hex[:8]
     dbname = f"catalog_e2e_{label}_{suffix}"
     dsn = postgres.create_database(dbname)
@@ -131,14 +131,17 @@ def prepare(
     stores.dbname = dbname  # type: ignore[attr-defined]
     create_catalog(stores)
     create_buckets(stores)
-    h = floor_hour(away_from_the_hour())
-    env = Environment(stores, WebhookReceiver().start(), SmtpReceiver().start(), h)
+    return Environment(stores, WebhookReceiver().start(), SmtpReceiver().start())
+
+
+def seed(env: Environment) -> None:
+    """Seed the backups relative to H, the hour the scheduler's first run will end at."""
+    env.h = floor_hour(away_from_the_hour())
     for role, age in CREATED.items():
-        env.backups[role] = seed_backup(stores, backup_type="FULL_DATABASE", created_at=h - age)
-    delete(stores, env.backups["G"], "r2")
-    corrupt_same_size(stores, env.backups["D"], "b2")
-    corrupt_same_size(stores, env.backups["O2"], "local")
-    return env
+        env.backups[role] = seed_backup(env.stores, backup_type="FULL_DATABASE", created_at=env.h - age)
+    delete(env.stores, env.backups["G"], "r2")
+    corrupt_same_size(env.stores, env.backups["D"], "b2")
+    corrupt_same_size(env.stores, env.backups["O2"], "local")
 
 
 def stop_receivers(env: Environment) -> None:
@@ -158,8 +161,9 @@ class Started:
 
 
 def start_all_paths(deployment: AirflowDeployment, env: Environment) -> Started:
-    """Unpause (scheduled run), trigger through the REST API, and backfill three past hours."""
+    """Seed, then unpause (scheduled run), trigger through the REST API, and backfill three past hours."""
     deployment.wait_for_dag(VERIFIER)
+    seed(env)
     deployment.unpause(VERIFIER)
     manual = deployment.trigger(
         VERIFIER, {"mode": "full", "backup_ids": [env.backups[r].id for r in MANUAL_IDS]}

@@ -11,7 +11,7 @@ is what asking would have given.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.checks import Observation
 from include.backup_integrity.verify import CONCURRENCY
@@ -33,6 +33,10 @@ class CircuitBreaker:
         self._failures = 0
         self._last_error: str | None = None
         self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else the backend offers (e.g. listings) is the backend's own."""
+        return getattr(self.backend, name)
 
     def describe(self, path: str) -> str:
         return self.backend.describe(path)

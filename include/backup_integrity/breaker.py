@@ -45,6 +45,10 @@ class CircuitBreaker:
     def reports_checksums(self) -> bool:
         return getattr(self.backend, "reports_checksums", False)
 
+    def __getattr__(self, name: str) -> Any:
+        """Anything else the backend offers (e.g. listings) is the backend's own."""
+        return getattr(self.backend, name)
+
     def describe(self, path: str) -> str:
         return self.backend.describe(path)
 

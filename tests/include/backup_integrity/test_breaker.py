@@ -53,3 +53,9 @@ def test_a_success_or_a_missing_object_resets_the_count():
     assert answers[5].exists
     assert guarded.describe("k") == "s3://bucket/k"
     assert guarded.open_session() is None
+
+
+def test_what_the_breaker_does_not_guard_is_the_backends_own():
+    backend = ScriptedBackend([])
+    backend.bucket = "securesyntax"
+    assert CircuitBreaker(backend).bucket == "securesyntax"

@@ -88,16 +88,6 @@ class Backend(Protocol):
     def describe(self, path: str) -> str: ...
 
 
-def shared_start(first: str, last: str) -> str:
-    """The characters two keys begin with (a listing prefix; keys are names, not paths)."""
-    length = 0
-    for a, b in zip(first, last, strict=False):
-        if a != b:
-            break
-        length += 1
-    return first[:length]
-
-
 def split_path(path: str) -> tuple[str, str]:
     """(folder with its trailing "/" or "", name) of a key or relative path."""
     folder, slash, name = path.rpartition("/")
@@ -391,18 +381,32 @@ class S3Backend:
             self.requests[what] += 1
 
     def list_keys(self, keys: list[str]) -> FolderListing:
-        """ListObjectsV2 from just before the first key to the last, under their common prefix.
+        """ListObjectsV2 of each folder the keys live in, from just before its first key to its last.
 
-        One request answers up to 1,000 keys whatever the folder layout; paging stops
+        One request answers up to 1,000 keys; a folder is listed without recursing
+        into sub-folders (``Delimiter="/"``, as ``rclone`` does), and paging stops
         once past the last wanted key.
         """
+        folders: dict[str, list[str]] = {}
+        for key in sorted(keys):
+            folders.setdefault(split_path(key)[0], []).append(key)
+        found: dict[str, Listed] = {}
+        requests = 0
+        for folder, wanted in folders.items():
+            listing = self._list_folder(folder, wanted)
+            requests += listing.requests
+            found.update(listing.entries)
+            if listing.error:
+                return FolderListing(found, requests, listing.error)
+        return FolderListing(found, requests)
+
+    def _list_folder(self, folder: str, keys: list[str]) -> FolderListing:
         from botocore.exceptions import BotoCoreError, ClientError
 
         wanted = set(keys)
-        first, last = min(keys), max(keys)
-        prefix = shared_start(first, last)
-        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        if first:
+        first, last = keys[0], keys[-1]
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": folder, "Delimiter": "/"}
+        if len(first) > len(folder):
             request["StartAfter"] = first[:-1]  # a proper prefix of ``first`` sorts just before it
         entries: dict[str, Listed] = {}
         requests = 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from include.backup_integrity.backends import FolderListing
+from include.backup_integrity.backends import FolderListing, split_path
 from include.backup_integrity.checks import Observation, classify, make_result, path_for, precheck
 from include.backup_integrity.object_state import ObjectState
 from include.backup_integrity.planning import utc_now_iso
@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 
 #: Requests or reads in flight at once within one chunk.
 CONCURRENCY = 8
-
-#: Keys per listing: S3 answers up to 1,000 per request, so a batch costs one request when dense.
-LISTING_BATCH = 1000
 
 #: Seconds between progress lines in the task log of a long chunk.
 PROGRESS_INTERVAL_SECONDS = 30.0
@@ -145,11 +142,13 @@ def verify_chunk(
             new_states[record["id"]] = states.get(record["id"], ObjectState())
         todo = []
 
+    # One listing per folder (S3: paged, 1,000 keys a request, like rclone), folders in parallel.
     todo.sort(key=lambda r: path_for(r, backend.name) or "")
-    batches = [
-        [path_for(r, backend.name) or "" for r in todo[i : i + LISTING_BATCH]]
-        for i in range(0, len(todo), LISTING_BATCH)
-    ]
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    for record in todo:
+        path = path_for(record, backend.name) or ""
+        by_folder[split_path(path)[0]].append(path)
+    batches = list(by_folder.values())
 
     bytes_read = objects_read = 0
     with (

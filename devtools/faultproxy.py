@@ -5,7 +5,8 @@ PostgreSQL, or a real notification receiver, and misbehaves on command:
 
 - ``pass``: bytes flow both ways untouched (HTTP: after ``delay`` seconds, if given);
 - ``refuse``: nothing listens on the port any more (connections are refused);
-- ``stall``: connections are accepted and read, but never answered;
+- ``stall``: connections are accepted and read, but never answered (HTTP with
+  ``only_objects``: only requests for an object key; bucket requests pass);
 - ``cut``: (HTTP) a response with a body is forwarded only up to a fraction of it,
   then the connection is closed;
 - ``http_error``: (HTTP) the same request is answered ``503 SlowDown`` (or another
@@ -197,7 +198,7 @@ class FaultProxy:
         with self._lock:
             self.connections += 1
         try:
-            if self.mode == "stall":
+            if self.mode == "stall" and not (self.http and self.options.get("only_objects")):
                 await _drain_forever(reader)
             elif self.http:
                 await self._handle_http(reader, writer)
@@ -285,7 +286,12 @@ class FaultProxy:
         body = await reader.readexactly(length) if length else b""
         mode, options = self.mode, dict(self.options)
 
-        if mode == "http_error":
+        if mode == "stall":  # only_objects: requests for a key stall, bucket requests pass
+            if target.split("?")[0].strip("/").count("/") >= 1:
+                self._record(method, target, "stalled")
+                await _drain_forever(reader)
+                return
+        elif mode == "http_error":
             key = f"{method} {target}"
             with self._lock:
                 seen = self._error_counts.get(key, 0)

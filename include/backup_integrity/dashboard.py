@@ -109,13 +109,16 @@ def load_settings() -> Settings:
 def full_reads_query(backup_filter: sql.Composable | None = None) -> sql.Composable:
     """When each copy was last read byte for byte: (backup_id, backend, last_read).
 
-    The one place that knows where that evidence lives: checks that hashed the
-    content, and repairs (whose written copy is read back and hashed).
+    The one place that knows where that evidence lives: the rotation's record of
+    each object's last read (``backup_integrity_object.last_read_at``), checks
+    that hashed the content, and repairs (whose written copy is read back and hashed).
     """
     where = sql.SQL(" AND ") + backup_filter if backup_filter is not None else sql.SQL("")
     return sql.SQL(
         "SELECT backup_id, backend, max(at) AS last_read FROM ("
-        "SELECT backup_id, backend, checked_at AS at FROM backup_integrity_result "
+        "SELECT backup_id, backend, last_read_at AS at FROM backup_integrity_object "
+        "WHERE last_read_at IS NOT NULL{where} "
+        "UNION ALL SELECT backup_id, backend, checked_at FROM backup_integrity_result "
         "WHERE evidence = {content}{where} "
         "UNION ALL SELECT backup_id, backend, repaired_at FROM backup_integrity_repair "
         "WHERE status = 'repaired'{where}) reads GROUP BY backup_id, backend"
@@ -123,7 +126,9 @@ def full_reads_query(backup_filter: sql.Composable | None = None) -> sql.Composa
 
 
 def last_full_reads(cur: Any, backup_ids: list[str]) -> dict[tuple[str, str], datetime]:
-    cur.execute(full_reads_query(sql.SQL("backup_id = ANY(%s::uuid[])")), [backup_ids, backup_ids])
+    cur.execute(
+        full_reads_query(sql.SQL("backup_id = ANY(%s::uuid[])")), [backup_ids, backup_ids, backup_ids]
+    )
     return {(row[0], row[1]): row[2] for row in cur.fetchall()}
 
 

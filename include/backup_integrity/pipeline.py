@@ -158,12 +158,13 @@ def verify(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
     """Verify one chunk on its backend; every problem becomes a result, recorded as it is found."""
     from include.backup_integrity import object_state
     from include.backup_integrity.backends import build_backend
+    from include.backup_integrity.breaker import CircuitBreaker
     from include.backup_integrity.scope import chunk_records
     from include.backup_integrity.verify import verify_chunk
 
     register_package_secrets()
     parsed = settings_from_dict(settings)
-    backend = build_backend(chunk["backend"], parsed)
+    backend = CircuitBreaker(build_backend(chunk["backend"], parsed))
     conn = connect_catalog()
     try:
         records = chunk_records(conn, parsed, chunk)

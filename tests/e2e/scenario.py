@@ -54,18 +54,6 @@ CREATED = {
     "O2": timedelta(hours=72),
 }
 MANUAL_IDS = ("O1", "O2")
-#: How a check was made (re-hash, fingerprint, listing) and the rolling re-hash's slice depend on
-#: which of the concurrent runs (or a cleared run's earlier try) read a copy first.
-TIMING_DEPENDENT_STATISTICS = (
-    "passed_by_evidence",
-    "objects_read",
-    "bytes_read",
-    "requests",
-    "rehash_planned_objects",
-    "rehash_planned_bytes",
-    "objects_not_read_within_period",
-    "oldest_full_read_at",
-)
 BACKFILL_ENDS = (3, 2, 1)  # hours before H
 
 
@@ -261,6 +249,23 @@ def notices_of(env: Environment) -> list[dict[str, Any]]:
     )
 
 
+#: What a run found, as opposed to what finding it cost (requests, reads, the rotation's slice).
+COMPARED_STATISTICS = (
+    "total_backups_checked",
+    "verified_successfully",
+    "integrity_failures",
+    "missing_files",
+    "storage_mismatches",
+    "checksum_mismatches",
+    "backend_errors",
+    "invalid_records",
+    "checks_total",
+    "checks_passed",
+    "mode",
+    "chunks",
+)
+
+
 def normalise(env: Environment, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """What the scenario produced, with backups and runs named by role (comparable across deployments)."""
     role_by_run = {r["run_id"]: r["role"] for r in runs}
@@ -275,18 +280,15 @@ def normalise(env: Environment, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
     return {
         "runs": {r["role"]: r["state"] for r in runs},
-        # The outcome of every check; not its evidence, which in rolling mode depends on which
-        # of the concurrent runs re-hashed a copy first.
+        # Kinds, not evidence: which objects the rolling re-hash reads depends on backup ids and
+        # on what earlier runs read, so a cleared run may pass on a fingerprint what it first read.
         "results": {
             r["role"]: sorted((check, kind) for check, (kind, _) in results_of(env, r["run_id"]).items())
             for r in runs
         },
         "statistics": {
             role_by_run[row["run_id"]]: {
-                k: v
-                for k, v in row["statistics"].items()
-                if k not in ("run_id", "window_start", "window_end", "skipped_backup_ids")
-                and k not in TIMING_DEPENDENT_STATISTICS
+                k: v for k, v in row["statistics"].items() if k in COMPARED_STATISTICS
             }
             for row in catalog_query(env, "SELECT run_id, statistics FROM backup_integrity_run")
             if row["run_id"] in role_by_run

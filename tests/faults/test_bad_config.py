@@ -36,7 +36,7 @@ CASES = {
         {"local_root": "/nonexistent/backups"},
         "'/nonexistent/backups' does not exist",
     ),
-    "local_root is a file": ({"local_root": "/etc/hostname"}, "'/etc/hostname' is not a folder"),
+    "local_root is a file": ({"local_root": __file__}, f"{__file__!r} is not a folder"),
 }
 
 

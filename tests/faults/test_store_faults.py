@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from devtools.seed import delete, seed_backup
+from include.backup_integrity.verify import CONCURRENCY
 from tests.conftest import set_variable
 from tests.faults.conftest import s3_connection, set_connection
 from tests.integration.helpers import alerts, open_alerts_by_key, query, results
@@ -134,3 +135,36 @@ def test_a_download_cut_halfway_is_a_backend_error_not_a_mismatch_nor_a_pass(
     (alert,) = [a for a in alerts(stores) if a["details"]["kind"] == "backend_error"]
     assert alert["details"]["backend"] == "r2"
     assert not [a for a in alerts(stores) if a["details"]["kind"] == "checksum_mismatch"]
+
+
+def test_a_store_that_stalls_on_every_object_stops_being_asked(
+    stores, through_proxies, run_with_retries, monkeypatch, airflow_env
+):
+    """The bucket answers but every object request hangs: after as many failures in a row as are
+    in flight at once, the rest of the chunk is not asked, so a chunk costs one request's bound."""
+    set_variable(monkeypatch, {**airflow_env, "expected_backends": {"FULL_DATABASE": ["r2"]}})
+    backups = [seed_backup(stores, size=16, on=("r2",)) for _ in range(24)]
+    r2 = through_proxies["r2"]
+    set_connection(
+        monkeypatch,
+        "backup_r2",
+        s3_connection(r2, read_timeout=1, retries={"mode": "standard", "max_attempts": 1}),
+    )
+    r2.set_mode("stall", only_objects=True)
+
+    outcome = run_with_retries()
+
+    assert outcome.state == "failed"
+    assert results(stores, outcome.run_id) == {(b.id, "r2"): "backend_error" for b in backups}
+    messages = query(
+        stores,
+        "SELECT message FROM backup_integrity_result WHERE run_id = %s",
+        [outcome.run_id],
+    )
+    asked = [m for m in messages if "not asked" not in m["message"]]
+    # The requests in flight when the eighth failure in a row came, and no more: each of the
+    # CONCURRENCY threads may start one more request before the count reaches the threshold.
+    assert CONCURRENCY <= len(asked) <= 2 * CONCURRENCY - 1 < len(backups)
+    assert r2.count("stalled") <= 2 * len(asked)  # botocore: one connection more than attempts
+    (alert,) = [a for a in alerts(stores) if a["details"]["kind"] == "backend_error"]
+    assert alert["details"]["affected_count"] == len(backups), "one grouped alert for the outage"

@@ -159,6 +159,22 @@ def test_coverage_counts_copies_read_byte_for_byte(seeded):
     assert result["b2"]["never_read"] == 2
 
 
+def test_coverage_includes_the_rotations_record_of_each_read(seeded):
+    read_at = NOW - timedelta(days=3)
+    with seeded.cursor() as cur:
+        cur.execute(
+            "INSERT INTO backup_integrity_object (backup_id, backend, last_kind, last_checked_at, "
+            "last_run_id, last_read_at) VALUES (%s, 'b2', 'passed', %s, 'run1', %s)",
+            [B, NOW, read_at],
+        )
+        result = {c["backend"]: c for c in coverage(cur, Settings(), NOW + timedelta(hours=1))["backends"]}
+
+    assert result["b2"]["ever_read"] == 1
+    assert result["b2"]["read_last_7_days"] == 1
+    assert result["b2"]["read_last_day"] == 0
+    assert result["b2"]["oldest_last_read"] == read_at.isoformat()
+
+
 def test_failures_per_day_and_open_alerts(seeded):
     with seeded.cursor() as cur:
         days = failures_per_day(cur, NOW.date())

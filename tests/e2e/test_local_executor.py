@@ -43,7 +43,7 @@ def test_the_scheduler_runs_the_latest_hour_with_a_one_hour_data_interval(local_
     assert run["data_interval_end"].minute == 0
     assert checked_backups(run, local_run) == expected_in_window(env, env.h) == {"A", "B", "C", "D"}
     results = results_of(env, run["run_id"])
-    assert results[("D", "b2")][0] == "checksum_mismatch", "the store's own SHA-256 shows it in quick mode"
+    assert results[("D", "b2")][0] == "checksum_mismatch", "found without a full read"
     assert {kind for (kind, _) in results.values()} == {"passed", "checksum_mismatch"}
     assert run["state"] == "failed", "it found a corrupted backup"
 

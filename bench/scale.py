@@ -218,6 +218,11 @@ def main() -> int:
         help="backups run as one mapped task per backup per backend (scaled to N)",
     )
     parser.add_argument(
+        "--old-way-all",
+        action="store_true",
+        help="measure the old way at every N (default: the smallest N only; it is slow)",
+    )
+    parser.add_argument(
         "--hash-mib", type=int, default=1024, help="file size for the hashing benchmark (0: skip)"
     )
     args = parser.parse_args()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.db import sql, transaction
+from include.backup_integrity.db import bulk_upsert, sql, transaction
 from include.backup_integrity.records import PASSED, BackupRecord, CheckResult
 
 if TYPE_CHECKING:
@@ -222,35 +222,48 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+RESULT_COLUMNS = [
+    "run_id",
+    "backup_id",
+    "backend",
+    "kind",
+    "mode",
+    "evidence",
+    "path",
+    "message",
+    "expected",
+    "actual",
+    "checked_at",
+]
+
+
+def result_row(run_id: str, r: CheckResult) -> tuple[Any, ...]:
+    """A check as a ``backup_integrity_result`` row, in :data:`RESULT_COLUMNS` order."""
+    return (
+        run_id,
+        r["backup_id"],
+        r["backend"] or "",
+        r["kind"],
+        r["mode"],
+        r["evidence"],
+        r["path"],
+        r["message"],
+        json.dumps(r["expected"]),
+        json.dumps(r["actual"]) if r["actual"] is not None else None,
+        r["checked_at"],
+    )
+
+
 def record_results(cur: Any, run_id: str, results: Iterable[CheckResult]) -> None:
     """Keep every check's outcome, once per (run, backup, backend)."""
-    query = (
-        "INSERT INTO backup_integrity_result (run_id, backup_id, backend, kind, mode, evidence, "
-        "path, message, expected, actual, checked_at) "
-        "VALUES (%s, %s::uuid, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s) "
-        "ON CONFLICT (run_id, backup_id, backend) DO UPDATE SET kind = EXCLUDED.kind, "
-        "mode = EXCLUDED.mode, evidence = EXCLUDED.evidence, path = EXCLUDED.path, "
-        "message = EXCLUDED.message, expected = EXCLUDED.expected, actual = EXCLUDED.actual, "
-        "checked_at = EXCLUDED.checked_at"
+    bulk_upsert(
+        cur,
+        "backup_integrity_result",
+        RESULT_COLUMNS,
+        [result_row(run_id, r) for r in results],
+        "run_id, backup_id, backend",
+        ", ".join(f"{c} = EXCLUDED.{c}" for c in RESULT_COLUMNS[3:]),
     )
-    rows = [
-        (
-            run_id,
-            r["backup_id"],
-            r["backend"] or "",
-            r["kind"],
-            r["mode"],
-            r["evidence"],
-            r["path"],
-            r["message"],
-            json.dumps(r["expected"]),
-            json.dumps(r["actual"]) if r["actual"] is not None else None,
-            r["checked_at"],
-        )
-        for r in results
-    ]
-    if rows:
-        cur.executemany(query, rows)
 
 
 def record_run(cur: Any, run_id: str, dag_id: str, statistics: dict[str, Any]) -> None:

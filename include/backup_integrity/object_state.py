@@ -8,10 +8,10 @@ users look at.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.catalog import record_results
 from include.backup_integrity.db import bulk_upsert
 
 if TYPE_CHECKING:
@@ -37,19 +37,6 @@ _STATE_COLUMNS = (
     "fingerprint, sha256, sha256_evidence, sha256_fingerprint, sha256_verified_at, "
     "last_read_at, last_read_bytes, probed_fingerprint"
 )
-RESULT_COLUMNS = [
-    "run_id",
-    "backup_id",
-    "backend",
-    "kind",
-    "mode",
-    "evidence",
-    "path",
-    "message",
-    "expected",
-    "actual",
-    "checked_at",
-]
 OBJECT_COLUMNS = [
     "backup_id",
     "backend",
@@ -84,24 +71,10 @@ def save_checks(
 
     An older run finishing late never overwrites a newer run's state.
     """
-    result_rows = []
+    results = list(results)
+    record_results(cur, run_id, results)
     state_rows = []
     for r in results:
-        result_rows.append(
-            (
-                run_id,
-                r["backup_id"],
-                r["backend"] or "",
-                r["kind"],
-                r["mode"],
-                r["evidence"],
-                r["path"],
-                r["message"],
-                json.dumps(r["expected"]),
-                json.dumps(r["actual"]) if r["actual"] is not None else None,
-                r["checked_at"],
-            )
-        )
         if r["backend"] is None:
             continue
         state = states.get(r["backup_id"], ObjectState())
@@ -124,14 +97,6 @@ def save_checks(
                 state.probed_fingerprint,
             )
         )
-    bulk_upsert(
-        cur,
-        "backup_integrity_result",
-        RESULT_COLUMNS,
-        result_rows,
-        "run_id, backup_id, backend",
-        ", ".join(f"{c} = EXCLUDED.{c}" for c in RESULT_COLUMNS[3:]),
-    )
     bulk_upsert(
         cur,
         "backup_integrity_object",

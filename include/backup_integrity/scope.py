@@ -7,7 +7,6 @@ in byte order (``COLLATE "C"``), the order in which S3 lists keys.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import COLUMNS, record_of, table
@@ -33,18 +32,6 @@ def window_scope(start: datetime, end: datetime, limit: int | None) -> Scope:
 
 def ids_scope(backup_ids: Iterable[str]) -> Scope:
     return {"window_start": None, "window_end": None, "limit": None, "backup_ids": list(backup_ids)}
-
-
-def normalise_ids(backup_ids: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-    """({canonical uuid: as given}, ids that are not UUIDs at all)."""
-    requested: dict[str, str] = {}
-    malformed: list[str] = []
-    for raw in backup_ids:
-        try:
-            requested[str(uuid.UUID(raw))] = raw
-        except (ValueError, AttributeError, TypeError):
-            malformed.append(raw)
-    return requested, malformed
 
 
 def scope_cte(settings: Settings, scope: Scope) -> tuple[sql.Composable, list[Any]]:

@@ -33,29 +33,30 @@ COUNTER_BY_KIND = {
 def compute_statistics(
     results: Iterable[CheckResult], backup_ids: Iterable[str], **context: Any
 ) -> Statistics:
-    """Count backups and checks; every backup in scope counts, even one with no checks."""
-    failed_backups: set[str] = set()
-    all_backups = set(backup_ids)
+    """Count backups and checks of fully spelled-out results; every backup in scope counts."""
+    results = list(results)
+    passed = [r for r in results if r["kind"] == PASSED]
+    failures = [r for r in results if r["kind"] != PASSED]
+    stats = _contract_counts(failures, {r["backup_id"] for r in passed} | set(backup_ids), len(passed))
+    stats.update(context)  # type: ignore[typeddict-item]
+    return stats
+
+
+def _contract_counts(failures: list[CheckResult], other_backups: set[str], passes: int) -> Statistics:
+    """The contract's counters: backups (all, fully verified, failing) and failures by kind."""
+    failed_backups = {r["backup_id"] for r in failures}
+    all_backups = other_backups | failed_backups
     counters = dict.fromkeys(COUNTER_BY_KIND.values(), 0)
-    checks_total = checks_passed = 0
-    for result in results:
-        all_backups.add(result["backup_id"])
-        checks_total += 1
-        if result["kind"] == PASSED:
-            checks_passed += 1
-            continue
-        failed_backups.add(result["backup_id"])
+    for result in failures:
         counters[COUNTER_BY_KIND[result["kind"]]] += 1
-    stats: Statistics = {
+    return {
         "total_backups_checked": len(all_backups),
         "verified_successfully": len(all_backups - failed_backups),
         "integrity_failures": len(failed_backups),
         **counters,  # type: ignore[typeddict-item]
-        "checks_total": checks_total,
-        "checks_passed": checks_passed,
+        "checks_total": passes + len(failures),
+        "checks_passed": passes,
     }
-    stats.update(context)  # type: ignore[typeddict-item]
-    return stats
 
 
 def run_failed(stats: Statistics) -> bool:
@@ -68,39 +69,26 @@ def statistics_from_outcomes(
     outcomes: Iterable[ChunkOutcome], decided: Iterable[CheckResult], **context: Any
 ) -> Statistics:
     """The statistics of compact chunk outcomes (failures in full, passes as ids per evidence)."""
-    failed_backups: set[str] = set()
-    all_backups: set[str] = set()
-    counters = dict.fromkeys(COUNTER_BY_KIND.values(), 0)
-    checks_total = checks_passed = objects_read = bytes_read = 0
+    passed_backups: set[str] = set()
+    passes = objects_read = bytes_read = 0
     by_evidence: Counter[str] = Counter()
     requests: dict[str, Counter[str]] = {}
     failures = list(decided)
     for outcome in outcomes:
         failures.extend(outcome["failures"])
         for evidence, ids in outcome["passed"].items():
-            all_backups.update(ids)
-            checks_total += len(ids)
-            checks_passed += len(ids)
+            passed_backups.update(ids)
+            passes += len(ids)
             by_evidence[evidence] += len(ids)
         objects_read += outcome["objects_read"]
         bytes_read += outcome["bytes_read"]
         requests.setdefault(outcome["backend"], Counter()).update(outcome["requests"])
-    for result in failures:
-        all_backups.add(result["backup_id"])
-        failed_backups.add(result["backup_id"])
-        checks_total += 1
-        counters[COUNTER_BY_KIND[result["kind"]]] += 1
-    stats: Statistics = {
-        "total_backups_checked": len(all_backups),
-        "verified_successfully": len(all_backups - failed_backups),
-        "integrity_failures": len(failed_backups),
-        **counters,  # type: ignore[typeddict-item]
-        "checks_total": checks_total,
-        "checks_passed": checks_passed,
-        "passed_by_evidence": dict(sorted(by_evidence.items())),
-        "objects_read": objects_read,
-        "bytes_read": bytes_read,
-        "requests": {backend: dict(sorted(c.items())) for backend, c in sorted(requests.items())},
-    }
+    stats = _contract_counts(failures, passed_backups, passes)
+    stats.update(
+        passed_by_evidence=dict(sorted(by_evidence.items())),
+        objects_read=objects_read,
+        bytes_read=bytes_read,
+        requests={backend: dict(sorted(c.items())) for backend, c in sorted(requests.items())},
+    )
     stats.update(context)  # type: ignore[typeddict-item]
     return stats

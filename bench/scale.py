@@ -286,19 +286,11 @@ def bench_one(
         started = time.perf_counter()
         seed(n, stores, stores.catalog_dsn)
         log(f"\n=== N = {n:,} backups x 3 backends (seeded in {time.perf_counter() - started:.0f}s) ===")
+        from devtools.services import store_connections
+
         env = dict(os.environ)
         env.update(
-            AIRFLOW_CONN_BACKUP_CATALOG=json.dumps(
-                {
-                    "conn_type": "postgres",
-                    "host": "127.0.0.1",
-                    "port": postgres.port,
-                    "login": "postgres",
-                    "schema": "catalog",
-                }
-            ),
-            AIRFLOW_CONN_BACKUP_R2=json.dumps(r2.airflow_connection("backup_r2")),
-            AIRFLOW_CONN_BACKUP_B2=json.dumps(b2.airflow_connection("backup_b2")),
+            **store_connections(postgres, r2, b2, "catalog"),
             AIRFLOW_VAR_BACKUP_INTEGRITY=json.dumps({"local_root": local_root}),
         )
         cold = dag_run(env, {"mode": "quick"})

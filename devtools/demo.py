@@ -123,7 +123,7 @@ def main() -> int:
 
     home = prepare_airflow_home()
     from devtools.seed import Stores, create_buckets, create_catalog
-    from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver
+    from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver, store_connections
 
     services = []
     try:
@@ -144,17 +144,7 @@ def main() -> int:
         create_buckets(stores)
         labels = seed_samples(stores)
         os.environ.update(
-            AIRFLOW_CONN_BACKUP_CATALOG=json.dumps(
-                {
-                    "conn_type": "postgres",
-                    "host": "127.0.0.1",
-                    "port": postgres.port,
-                    "login": "postgres",
-                    "schema": "catalog",
-                }
-            ),
-            AIRFLOW_CONN_BACKUP_R2=json.dumps(r2.airflow_connection("backup_r2")),
-            AIRFLOW_CONN_BACKUP_B2=json.dumps(b2.airflow_connection("backup_b2")),
+            **store_connections(postgres, r2, b2, "catalog"),
             AIRFLOW_CONN_BACKUP_NOTIFY=json.dumps(
                 {
                     "conn_type": "apprise",

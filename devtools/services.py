@@ -329,3 +329,22 @@ class SmtpReceiver:
             f"mailto://127.0.0.1:{self.port}?from=verifier@example.com&to=ops@example.com"
             "&secure=no&smtp=127.0.0.1"
         )
+
+
+def store_connections(
+    postgres: PostgresServer, r2: MotoServer, b2: MotoServer, dbname: str
+) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables for the catalog database and the two S3 stores."""
+    return {
+        "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "127.0.0.1",
+                "port": postgres.port,
+                "login": "postgres",
+                "schema": dbname,
+            }
+        ),
+        "AIRFLOW_CONN_BACKUP_R2": json.dumps(r2.airflow_connection("backup_r2")),
+        "AIRFLOW_CONN_BACKUP_B2": json.dumps(b2.airflow_connection("backup_b2")),
+    }

@@ -25,6 +25,7 @@ from include.backup_integrity.records import (
     PASSED,
     SIZE_MISMATCH,
 )
+from include.backup_integrity.statistics import CONTRACT_STATISTICS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -65,14 +66,7 @@ STATE_LABELS = {
 }
 #: The run's statistics in the order the README lists them (the database keeps no order).
 STATISTICS_ORDER = (
-    "total_backups_checked",
-    "verified_successfully",
-    "integrity_failures",
-    "missing_files",
-    "storage_mismatches",
-    "checksum_mismatches",
-    "backend_errors",
-    "invalid_records",
+    *CONTRACT_STATISTICS,
     "checks_total",
     "checks_passed",
     "repaired",

@@ -30,6 +30,15 @@ COUNTER_BY_KIND = {
 }
 
 
+#: The statistics keys of the contract, in the README's order.
+CONTRACT_STATISTICS = (
+    "total_backups_checked",
+    "verified_successfully",
+    "integrity_failures",
+    *COUNTER_BY_KIND.values(),
+)
+
+
 def compute_statistics(
     results: Iterable[CheckResult], backup_ids: Iterable[str], **context: Any
 ) -> Statistics:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from devtools.seed import Stores, corrupt_same_size, create_buckets, create_catalog, delete, seed_backup
 from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver
+from include.backup_integrity.statistics import CONTRACT_STATISTICS
 
 if TYPE_CHECKING:
     from devtools.deployment import AirflowDeployment
@@ -251,14 +252,7 @@ def notices_of(env: Environment) -> list[dict[str, Any]]:
 
 #: What a run found, as opposed to what finding it cost (requests, reads, the rotation's slice).
 COMPARED_STATISTICS = (
-    "total_backups_checked",
-    "verified_successfully",
-    "integrity_failures",
-    "missing_files",
-    "storage_mismatches",
-    "checksum_mismatches",
-    "backend_errors",
-    "invalid_records",
+    *CONTRACT_STATISTICS,
     "checks_total",
     "checks_passed",
     "mode",

@@ -22,9 +22,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.services import PostgresServer, free_port, wait_for_port
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -357,6 +360,23 @@ class AirflowDeployment:
                 return
             time.sleep(1)
         raise TimeoutError(f"DAG {dag_id} was not parsed in {timeout}s\n{self.logs('dag-processor')}")
+
+    def wait_for_next_run(self, dag_id: str, data_interval_end: datetime, timeout: float = 180) -> None:
+        """Wait until the scheduler's next run of ``dag_id`` is the one ending at ``data_interval_end``.
+
+        The DAG processor computes the next run when it parses the file; a parse
+        from before an hour boundary still points at the previous hour.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            rows = self.query("SELECT next_dagrun_data_interval_end FROM dag WHERE dag_id = %s", [dag_id])
+            seen = rows[0]["next_dagrun_data_interval_end"] if rows else None
+            if seen == data_interval_end:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id}'s next run ends at {seen}, not {data_interval_end}")
+            time.sleep(1)
 
     def unpause(self, dag_id: str) -> None:
         self.api("PATCH", f"dags/{dag_id}", {"is_paused": False})

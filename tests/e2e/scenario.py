@@ -165,6 +165,8 @@ def start_all_paths(deployment: AirflowDeployment, env: Environment) -> Started:
     """Seed, then unpause (scheduled run), trigger through the REST API, and backfill three past hours."""
     deployment.wait_for_dag(VERIFIER)
     seed(env)
+    # Unpausing creates the run the scheduler has in mind: make sure it is the one ending at H.
+    deployment.wait_for_next_run(VERIFIER, env.h)
     deployment.unpause(VERIFIER)
     manual = deployment.trigger(
         VERIFIER, {"mode": "full", "backup_ids": [env.backups[r].id for r in MANUAL_IDS]}

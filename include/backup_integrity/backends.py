@@ -20,7 +20,7 @@ import stat
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from include.backup_integrity.checks import Observation
@@ -563,7 +563,26 @@ def make_s3_client(conn_id: str) -> Any:
     config = Config(**botocore_config_for(connection.extra_dejson))
     client = S3Hook(aws_conn_id=conn_id, config=config).get_conn()
     client.meta.events.register_first("needs-retry.s3", bare_503_is_slow_down)
+    parsers = getattr(getattr(client, "_endpoint", None), "_response_parser_factory", None)
+    if parsers is not None:  # the same hook the AWS CLI uses to choose its timestamp parser
+        parsers.set_parser_defaults(timestamp_parser=fast_timestamp)
     return client
+
+
+def fast_timestamp(text: str) -> datetime:
+    """botocore's timestamp parsing, minus dateutil for ISO 8601 (a listing page has 1,000 of them).
+
+    dateutil spends about 0.2 s of CPU on each 1,000-key page; ``fromisoformat``
+    parses the same ``2026-12-01T00:49:00.000Z`` in a few microseconds. Anything
+    else (RFC 822 headers, epochs) goes to botocore's own parser.
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        from botocore.utils import parse_timestamp
+
+        return parse_timestamp(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def bare_503_is_slow_down(response: Any = None, **_: Any) -> None:

@@ -164,7 +164,7 @@ def update_metadata_lazily(
     t = table(settings.backups_table)
     select = sql.SQL(
         "SELECT id::text, metadata -> 'last_integrity_check' ->> 'timestamp' FROM {t} "
-        "WHERE id::text = ANY(%s)"
+        "WHERE id = ANY(%s::uuid[])"
     ).format(t=t)
     update = sql.SQL(
         "UPDATE {t} SET metadata = COALESCE(metadata, '{{}}'::jsonb) "

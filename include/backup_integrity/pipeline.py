@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity import catalog
@@ -85,21 +86,26 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
             if options.mode == "rolling" and in_scope
             else RotationPlan()
         )
-        chunks: list[Chunk] = []
+        per_backend: list[list[Chunk]] = []
         for backend, types in route.items():
             if not parts.get(backend):
                 continue
             ranges, unrecorded = scopes.key_ranges(conn, settings, scope, backend, types, parts[backend])
-            chunks += build_chunks(
-                backend,
-                types,
-                ranges,
-                unrecorded,
-                mode=options.mode,
-                scope=scope,
-                now=now.isoformat(),
-                rehash_through=rotation.cutoffs.get(backend),
+            per_backend.append(
+                build_chunks(
+                    backend,
+                    types,
+                    ranges,
+                    unrecorded,
+                    mode=options.mode,
+                    scope=scope,
+                    now=now.isoformat(),
+                    rehash_through=rotation.cutoffs.get(backend),
+                )
             )
+        # Backends take turns in map-index order, so an executor running chunks side by
+        # side asks different stores at once instead of queueing on one.
+        chunks: list[Chunk] = [c for turn in zip_longest(*per_backend) for c in turn if c is not None]
         conn.commit()
     finally:
         conn.close()

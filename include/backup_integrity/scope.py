@@ -38,7 +38,7 @@ def scope_cte(settings: Settings, scope: Scope) -> tuple[sql.Composable, list[An
     """``WITH scope AS (…)``: the COMPLETED rows the run covers, with its parameters."""
     t = table(settings.backups_table)
     if scope["backup_ids"]:
-        body = sql.SQL("SELECT {cols} FROM {t} WHERE status = 'COMPLETED' AND id::text = ANY(%s)").format(
+        body = sql.SQL("SELECT {cols} FROM {t} WHERE status = 'COMPLETED' AND id = ANY(%s::uuid[])").format(
             cols=COLUMNS, t=t
         )
         return sql.SQL("WITH scope AS ({body}) ").format(body=body), [list(scope["backup_ids"])]

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 #: Requests or reads in flight at once within one chunk.
 CONCURRENCY = 8
 
+#: Objects one pool task decides in a row outside ``full`` mode (few of them need a request).
+DECISION_BATCH = 32
+
 #: Seconds between progress lines in the task log of a long chunk.
 PROGRESS_INTERVAL_SECONDS = 30.0
 
@@ -189,11 +192,16 @@ def verify_chunk(
             progress.add(1, done.bytes_read)
             return done
 
-        for done in pool.map(check, todo):
-            results.append(done.result)
-            new_states[done.result["backup_id"]] = done.state
-            bytes_read += done.bytes_read
-            objects_read += int(done.read)
+        # Most objects are decided from the listing alone: hand them to the pool in batches,
+        # so a future per object does not cost more than the decision; reads stay one apiece.
+        batch = 1 if mode == "full" else DECISION_BATCH
+        batches_of_records = [todo[i : i + batch] for i in range(0, len(todo), batch)]
+        for checked in pool.map(lambda records: [check(r) for r in records], batches_of_records):
+            for done in checked:
+                results.append(done.result)
+                new_states[done.result["backup_id"]] = done.state
+                bytes_read += done.bytes_read
+                objects_read += int(done.read)
 
     # Passes travel as ids under one time, so every pass of the chunk is recorded at that time.
     checked_at = utc_now_iso()

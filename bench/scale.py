@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+DAG_ID = "verify_storage_integrity"
 OBJECT_BYTES = 256
 FOLDER_TYPES = ("FULL_DATABASE", "TENANT_BACKUP")
 
@@ -130,6 +131,83 @@ def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError(f"DAG run failed: {process.stderr[-3000:]}")
 
 
+def scheduler_runs(
+    metadata: Any, settings: dict[str, str], conf: dict[str, Any], runs: int, parallelism: int
+) -> list[dict[str, Any]]:
+    """The DAG as it runs in production: scheduler, dag-processor and api-server, LocalExecutor.
+
+    Mapped chunks run side by side here (up to ``parallelism`` task processes),
+    where ``dag.test()`` runs them one after another. Unpausing lets the
+    scheduler's own hourly run go first (it warms nothing the quick runs need);
+    then ``runs`` runs are triggered with ``conf`` one after another, each timed
+    from its trigger to its end.
+    """
+    from devtools.deployment import AirflowDeployment
+
+    deployment = AirflowDeployment(
+        metadata,
+        components=("api-server", "scheduler", "dag-processor"),
+        settings={
+            **settings,
+            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+            "AIRFLOW__CORE__MAX_MAP_LENGTH": "100000",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        },
+    )
+    measured = []
+    with deployment:
+        deployment.wait_for_dag(DAG_ID)
+        deployment.unpause(DAG_ID)
+        deployment.wait_for_runs(DAG_ID, count=1, timeout=3600)
+        for _ in range(runs):
+            started = time.perf_counter()
+            run_id = deployment.trigger(DAG_ID, conf)
+            [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600)
+            wall = time.perf_counter() - started
+            [mapped] = deployment.query(
+                "SELECT count(*) AS n FROM task_instance WHERE run_id = %s AND task_id = 'verify_chunk'",
+                [run_id],
+            )
+            tasks = deployment.query(
+                "SELECT task_id, map_index, queued_dttm, start_date, end_date FROM task_instance "
+                "WHERE run_id = %s ORDER BY start_date",
+                [run_id],
+            )
+            measured.append(
+                {
+                    "state": run["state"],
+                    "run_id": run_id,
+                    "wall": wall,
+                    "mapped": mapped["n"],
+                    "peak_mib": None,
+                    "tasks": [
+                        (
+                            t["task_id"],
+                            t["map_index"],
+                            round((t["start_date"] - tasks[0]["start_date"]).total_seconds(), 1),
+                            round((t["end_date"] - t["start_date"]).total_seconds(), 1),
+                        )
+                        for t in tasks
+                    ],
+                }
+            )
+    deployment.cleanup()
+    return measured
+
+
+def run_statistics(catalog_dsn: str, run_id: str) -> dict[str, Any]:
+    """The statistics a run recorded in ``backup_integrity_run``."""
+    import psycopg
+
+    with psycopg.connect(catalog_dsn) as conn:
+        row = conn.execute(
+            "SELECT statistics FROM backup_integrity_run WHERE run_id = %s", [run_id]
+        ).fetchone()
+    if row is None:
+        raise RuntimeError(f"run {run_id} recorded no statistics")
+    return row[0]
+
+
 def old_way_heads(stores: Any, n_keys: list[str]) -> dict[str, Any]:
     """One HEAD per object on each S3 backend and one stat per local file, 8 in flight."""
     started = time.perf_counter()
@@ -223,6 +301,12 @@ def main() -> int:
         help="measure the old way at every N (default: the smallest N only; it is slow)",
     )
     parser.add_argument(
+        "--parallelism",
+        type=int,
+        default=4,
+        help="LocalExecutor parallelism of the run under the scheduler (0: skip that run)",
+    )
+    parser.add_argument(
         "--hash-mib", type=int, default=1024, help="file size for the hashing benchmark (0: skip)"
     )
     args = parser.parse_args()
@@ -241,7 +325,16 @@ def main() -> int:
         for n in sorted(args.backups):
             sample = args.old_way_sample if args.old_way_all or n == min(args.backups) else 0
             report.append(
-                bench_one(n, sample, Stores, create_buckets, create_catalog, MotoServer, PostgresServer)
+                bench_one(
+                    n,
+                    sample,
+                    args.parallelism,
+                    Stores,
+                    create_buckets,
+                    create_catalog,
+                    MotoServer,
+                    PostgresServer,
+                )
             )
         if len(report) > 1:
             low, high = report[0], report[-1]
@@ -266,7 +359,7 @@ def main() -> int:
 
 
 def bench_one(
-    n, sample, Stores, create_buckets, create_catalog, MotoServer, PostgresServer
+    n, sample, parallelism, Stores, create_buckets, create_catalog, MotoServer, PostgresServer
 ) -> dict[str, Any]:
     services = []
     local_root = tempfile.mkdtemp(prefix="bi-bench-backups-")
@@ -297,6 +390,13 @@ def bench_one(
         warm = dag_run(env, {"mode": "quick"})
         for run in (cold, warm):
             assert run["stats"]["checks_passed"] == 3 * n, run["stats"]
+        scheduled = None
+        if parallelism:
+            settings = {k: v for k, v in env.items() if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
+            scheduled = scheduler_runs(postgres, settings, {"mode": "quick"}, 1, parallelism)[-1]
+            scheduled["stats"] = run_statistics(stores.catalog_dsn, scheduled["run_id"])
+            assert scheduled["state"] == "success", scheduled
+            assert scheduled["stats"]["checks_passed"] == 3 * n, scheduled["stats"]
 
         import psycopg
 
@@ -316,16 +416,27 @@ def bench_one(
         def requests_of(stats: dict[str, Any]) -> dict[str, int]:
             return {b: sum(c.values()) for b, c in stats["requests"].items()}
 
-        lines = [
+        lines = []
+        if scheduled:
+            lines.append(
+                (
+                    f"DAG quick run, warm, scheduler + LocalExecutor (parallelism {parallelism})",
+                    scheduled["wall"],
+                    requests_of(scheduled["stats"]),
+                    scheduled["mapped"],
+                    None,
+                )
+            )
+        lines += [
             (
-                "DAG quick run, warm (hourly steady state)",
+                "DAG quick run, warm, dag.test() (tasks one after another)",
                 warm["wall"],
                 requests_of(warm["stats"]),
                 warm["mapped"],
                 warm["peak_mib"],
             ),
             (
-                "DAG quick run, cold (first run ever)",
+                "DAG quick run, cold (first run ever), dag.test()",
                 cold["wall"],
                 requests_of(cold["stats"]),
                 cold["mapped"],
@@ -355,16 +466,21 @@ def bench_one(
                     max(rclone["r2"]["peak_mib"], rclone["b2"]["peak_mib"]),
                 )
             )
-        log(f"{'':58} {'wall s':>8} {'requests (per backend)':>34} {'mapped':>7} {'peak MiB':>9}")
+        log(f"{'':72} {'wall s':>8} {'requests (per backend)':>34} {'mapped':>7} {'peak MiB':>9}")
         for label, wall, requests, mapped, peak in lines:
             shown = " ".join(f"{b}={v}" for b, v in requests.items()) or "-"
-            log(f"{label:58} {wall:8.2f} {shown:>34} {mapped:7} {peak if peak is not None else '-':>9}")
+            log(f"{label:72} {wall:8.2f} {shown:>34} {mapped:7} {peak if peak is not None else '-':>9}")
         s3_requests = sum(v for b, v in requests_of(warm["stats"]).items() if b != "local")
         if all(rclone.values()):
             rclone_wall = rclone["r2"]["wall"] + rclone["b2"]["wall"]
             rclone_requests = rclone["r2"]["requests"] + rclone["b2"]["requests"]
+            if scheduled:
+                log(
+                    f"ratios: warm quick run under the scheduler / rclone wall = "
+                    f"{scheduled['wall'] / rclone_wall:.2f}"
+                )
             log(
-                f"ratios: warm quick run / rclone wall = {warm['wall'] / rclone_wall:.2f}; "
+                f"ratios: warm quick run under dag.test() / rclone wall = {warm['wall'] / rclone_wall:.2f}; "
                 f"S3 requests {s3_requests} vs rclone {rclone_requests} "
                 f"({s3_requests / max(rclone_requests, 1):.2f})"
             )
@@ -376,6 +492,7 @@ def bench_one(
             "n": n,
             "cold": cold,
             "warm": warm,
+            "scheduled": scheduled,
             "heads": heads,
             "old_tasks_wall": mapped_sample["wall"] * n / sample_n if mapped_sample else None,
             "rclone": rclone,

@@ -174,14 +174,15 @@ def verify(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
     conn = connect_catalog()
     try:
         records = chunk_records(conn, parsed, chunk)
-        states = object_state.load_states(conn, chunk["backend"], [r["id"] for r in records])
+        recorded = object_state.load_recorded(conn, chunk["backend"], [r["id"] for r in records])
+        states = {backup_id: r.state for backup_id, r in recorded.items()}
         conn.commit()
         outcome, results, new_states = verify_chunk(chunk, backend, records, states)
         # Failures carry free text from stores and the catalog: it goes to XCom, alerts and the history.
         results = [redact_result(r) if r["kind"] != PASSED else r for r in results]
         outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
         with transaction(conn) as cur:
-            object_state.save_checks(cur, run_id, results, new_states)
+            object_state.save_checks(cur, run_id, results, new_states, recorded)
     finally:
         conn.close()
     return outcome

@@ -42,11 +42,16 @@ def scope_cte(settings: Settings, scope: Scope) -> tuple[sql.Composable, list[An
             cols=COLUMNS, t=t
         )
         return sql.SQL("WITH scope AS ({body}) ").format(body=body), [list(scope["backup_ids"])]
-    body = sql.SQL(
-        "SELECT {cols} FROM {t} WHERE status = 'COMPLETED' AND created_at >= %s AND created_at < %s "
-        "ORDER BY created_at DESC, id LIMIT %s"
-    ).format(cols=COLUMNS, t=t)
-    params = [scope["window_start"], scope["window_end"], scope["limit"]]
+    where = "WHERE status = 'COMPLETED' AND created_at >= %s AND created_at < %s"
+    params = [scope["window_start"], scope["window_end"]]
+    if scope["limit"] is None:
+        # No newest-first cut: no sort of the whole window (each chunk evaluates this again).
+        body = sql.SQL("SELECT {cols} FROM {t} " + where).format(cols=COLUMNS, t=t)
+    else:
+        body = sql.SQL("SELECT {cols} FROM {t} " + where + " ORDER BY created_at DESC, id LIMIT %s").format(
+            cols=COLUMNS, t=t
+        )
+        params.append(scope["limit"])
     return sql.SQL("WITH scope AS ({body}) ").format(body=body), params
 
 

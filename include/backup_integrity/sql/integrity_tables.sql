@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx
     ON backup_integrity_notification (id) WHERE sent_at IS NULL;
 
--- One row per (backup, backend): the last check, the store's fingerprint, and when the
+-- One row per (backup, backend): the check that last changed it (last_*; an unchanged
+-- object's steady passes are not rewritten here), the store's fingerprint, and when the
 -- object's SHA-256 was last proven (by reading it byte for byte, or by the store).
 -- An hourly run passes an object whose listing fingerprint still equals sha256_fingerprint
 -- without downloading it; last_read_at orders the rotating full re-hash (oldest first).

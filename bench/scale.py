@@ -3,8 +3,11 @@
 Seeds N backups (catalog rows, local files, objects in two moto S3 servers),
 then, in one run and on the same data, times:
 
-  (a) the DAG's quick run under ``dag.test()``: cold (first run: one HEAD per S3
-      object to learn its checksum) and warm (the hourly steady state: listings only);
+  (a) the DAG's quick run under ``dag.test()``, tasks one after another: cold (first
+      run: one HEAD per S3 object to learn its checksum) and warm (the hourly steady
+      state: listings only); then warm again as it runs in production, under a real
+      scheduler, dag-processor and api-server with LocalExecutor (``--parallelism``
+      task processes at once), timed from the trigger to the run's end;
   (b) the old way: one HEAD (or stat) per object per backend, and one mapped task
       per backup per backend (measured on a sample and scaled linearly, since it
       is far too slow at size);
@@ -303,7 +306,7 @@ def main() -> int:
     parser.add_argument(
         "--parallelism",
         type=int,
-        default=4,
+        default=6,
         help="LocalExecutor parallelism of the run under the scheduler (0: skip that run)",
     )
     parser.add_argument(

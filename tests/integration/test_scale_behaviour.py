@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devtools.seed import corrupt_same_size, seed_backup
+from devtools.seed import corrupt_same_size, delete, seed_backup
 from tests.conftest import set_variable
 from tests.integration.helpers import query, results
 
@@ -64,6 +64,33 @@ def test_a_full_read_lets_later_runs_pass_on_the_unchanged_fingerprint(stores, r
     assert rolling.state == "failed"
     assert results(stores, rolling.run_id)[(victim.id, "r2")] == "checksum_mismatch"
     assert requests_of(rolling, "r2").get("get") == 1, "only the changed object is downloaded"
+
+
+def object_rows(stores):
+    rows = query(
+        stores,
+        "SELECT backup_id::text AS backup_id, backend, last_kind, last_run_id FROM backup_integrity_object",
+    )
+    return {(r["backup_id"], r["backend"]): (r["last_kind"], r["last_run_id"]) for r in rows}
+
+
+def test_unchanged_objects_are_not_rewritten_but_every_check_is_recorded(stores, run_dag):
+    backups = [seed_backup(stores, server_sha256=False) for _ in range(3)]
+    run_dag({"mode": "quick"})
+    settled = run_dag({"mode": "quick"})
+    before = object_rows(stores)
+
+    delete(stores, backups[0], "local")
+    changed = run_dag({"mode": "quick"})
+    after = object_rows(stores)
+
+    assert settled.state == "success"
+    assert changed.state == "failed"
+    assert len(results(stores, changed.run_id)) == 9, "every check of the run is in the history"
+    assert after[(backups[0].id, "local")] == ("missing", changed.run_id)
+    unchanged = {key: row for key, row in after.items() if key != (backups[0].id, "local")}
+    assert unchanged == {key: before[key] for key in unchanged}, "identical rows are left alone"
+    assert len(unchanged) == 8
 
 
 def test_the_store_sha256_is_fetched_once_per_object_version(stores, run_dag):
@@ -138,6 +165,10 @@ def test_fan_out_stays_bounded_however_many_backups(stores, run_dag, monkeypatch
     paths = sorted(b.paths["local"] for b in seeded)
     labels = mapped_labels(outcome.run_id)
     assert len(labels) == 12
+    backends_in_map_order = [label.split()[0] for label in labels]
+    assert [set(backends_in_map_order[i : i + 3]) for i in range(0, 12, 3)] == [{"local", "r2", "b2"}] * 4, (
+        "backends take turns, so chunks running side by side ask different stores"
+    )
     first = next(label for label in labels if label.startswith("local 1/4: "))
     assert first.startswith("local 1/4: 8 backups "), "the UI label says which chunk and how many"
     assert first.endswith(paths[7][-40:]), "and which keys it covers"

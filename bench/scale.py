@@ -134,16 +134,15 @@ def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError(f"DAG run failed: {process.stderr[-3000:]}")
 
 
-def scheduler_runs(
-    metadata: Any, settings: dict[str, str], conf: dict[str, Any], runs: int, parallelism: int
-) -> list[dict[str, Any]]:
+def scheduler_run(
+    metadata: Any, settings: dict[str, str], conf: dict[str, Any], parallelism: int
+) -> dict[str, Any]:
     """The DAG as it runs in production: scheduler, dag-processor and api-server, LocalExecutor.
 
     Mapped chunks run side by side here (up to ``parallelism`` task processes),
     where ``dag.test()`` runs them one after another. Unpausing lets the
-    scheduler's own hourly run go first (it warms nothing the quick runs need);
-    then ``runs`` runs are triggered with ``conf`` one after another, each timed
-    from its trigger to its end.
+    scheduler's own hourly run go first (it warms nothing the quick run needs);
+    then one run is triggered with ``conf``, timed from its trigger to its end.
     """
     from devtools.deployment import AirflowDeployment
 
@@ -157,45 +156,37 @@ def scheduler_runs(
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         },
     )
-    measured = []
     with deployment:
         deployment.wait_for_dag(DAG_ID)
         deployment.unpause(DAG_ID)
         deployment.wait_for_runs(DAG_ID, count=1, timeout=3600)
-        for _ in range(runs):
-            started = time.perf_counter()
-            run_id = deployment.trigger(DAG_ID, conf)
-            [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600)
-            wall = time.perf_counter() - started
-            [mapped] = deployment.query(
-                "SELECT count(*) AS n FROM task_instance WHERE run_id = %s AND task_id = 'verify_chunk'",
-                [run_id],
-            )
-            tasks = deployment.query(
-                "SELECT task_id, map_index, queued_dttm, start_date, end_date FROM task_instance "
-                "WHERE run_id = %s ORDER BY start_date",
-                [run_id],
-            )
-            measured.append(
-                {
-                    "state": run["state"],
-                    "run_id": run_id,
-                    "wall": wall,
-                    "mapped": mapped["n"],
-                    "peak_mib": None,
-                    "tasks": [
-                        (
-                            t["task_id"],
-                            t["map_index"],
-                            round((t["start_date"] - tasks[0]["start_date"]).total_seconds(), 1),
-                            round((t["end_date"] - t["start_date"]).total_seconds(), 1),
-                        )
-                        for t in tasks
-                    ],
-                }
-            )
+        started = time.perf_counter()
+        run_id = deployment.trigger(DAG_ID, conf)
+        [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600)
+        wall = time.perf_counter() - started
+        tasks = deployment.query(
+            "SELECT task_id, map_index, start_date, end_date FROM task_instance "
+            "WHERE run_id = %s ORDER BY start_date",
+            [run_id],
+        )
     deployment.cleanup()
-    return measured
+    return {
+        "state": run["state"],
+        "run_id": run_id,
+        "wall": wall,
+        "mapped": sum(1 for t in tasks if t["task_id"] == "verify_chunk"),
+        "peak_mib": None,
+        # When each task instance started (seconds after the first) and how long it ran.
+        "tasks": [
+            (
+                t["task_id"],
+                t["map_index"],
+                round((t["start_date"] - tasks[0]["start_date"]).total_seconds(), 1),
+                round((t["end_date"] - t["start_date"]).total_seconds(), 1),
+            )
+            for t in tasks
+        ],
+    }
 
 
 def run_statistics(catalog_dsn: str, run_id: str) -> dict[str, Any]:
@@ -384,19 +375,18 @@ def bench_one(
         log(f"\n=== N = {n:,} backups x 3 backends (seeded in {time.perf_counter() - started:.0f}s) ===")
         from devtools.services import store_connections
 
-        env = dict(os.environ)
-        env.update(
+        settings = {
             **store_connections(postgres, r2, b2, "catalog"),
-            AIRFLOW_VAR_BACKUP_INTEGRITY=json.dumps({"local_root": local_root}),
-        )
+            "AIRFLOW_VAR_BACKUP_INTEGRITY": json.dumps({"local_root": local_root}),
+        }
+        env = {**os.environ, **settings}
         cold = dag_run(env, {"mode": "quick"})
         warm = dag_run(env, {"mode": "quick"})
         for run in (cold, warm):
             assert run["stats"]["checks_passed"] == 3 * n, run["stats"]
         scheduled = None
         if parallelism:
-            settings = {k: v for k, v in env.items() if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
-            scheduled = scheduler_runs(postgres, settings, {"mode": "quick"}, 1, parallelism)[-1]
+            scheduled = scheduler_run(postgres, settings, {"mode": "quick"}, parallelism)
             scheduled["stats"] = run_statistics(stores.catalog_dsn, scheduled["run_id"])
             assert scheduled["state"] == "success", scheduled
             assert scheduled["stats"]["checks_passed"] == 3 * n, scheduled["stats"]

@@ -42,7 +42,9 @@ def test_existence_and_size_come_from_listings_not_per_object_requests(stores, r
     assert second.statistics["objects_read"] == 0
 
 
-def test_a_full_read_lets_later_runs_pass_on_the_unchanged_fingerprint(stores, run_dag, monkeypatch, airflow_env):
+def test_a_full_read_lets_later_runs_pass_on_the_unchanged_fingerprint(
+    stores, run_dag, monkeypatch, airflow_env
+):
     # No rotation slice: every rolling run reads at least its oldest-read object, which would be
     # one of these nine (which one depends on the order the full run's chunks ran in).
     set_variable(monkeypatch, {**airflow_env, "rehash_period_days": 0})

@@ -162,7 +162,7 @@ def scheduler_run(
         deployment.wait_for_runs(DAG_ID, count=1, timeout=3600)
         started = time.perf_counter()
         run_id = deployment.trigger(DAG_ID, conf)
-        [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600)
+        [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600, poll=0.2)
         wall = time.perf_counter() - started
         tasks = deployment.query(
             "SELECT task_id, map_index, start_date, end_date FROM task_instance "

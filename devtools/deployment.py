@@ -413,9 +413,17 @@ class AirflowDeployment:
         )
 
     def wait_for_runs(
-        self, dag_id: str, run_ids: list[str] | None = None, count: int | None = None, timeout: float = 300
+        self,
+        dag_id: str,
+        run_ids: list[str] | None = None,
+        count: int | None = None,
+        timeout: float = 300,
+        poll: float = 2.0,
     ) -> list[dict[str, Any]]:
-        """Wait until the named runs (or ``count`` runs) exist and have all finished."""
+        """Wait until the named runs (or ``count`` runs) exist and have all finished.
+
+        ``poll`` is how often to look: the benchmark, which times a run by it, looks often.
+        """
         deadline = time.monotonic() + timeout
         runs: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
@@ -428,7 +436,7 @@ class AirflowDeployment:
                 ready = count is not None and len(runs) >= count
             if ready and all(r["state"] in FINISHED for r in runs):
                 return runs
-            time.sleep(2)
+            time.sleep(poll)
         raise TimeoutError(
             f"runs of {dag_id} not finished in {timeout}s: "
             f"{[(r['run_id'], r['state']) for r in runs]}\n{self.logs('scheduler')}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -563,10 +564,65 @@ def make_s3_client(conn_id: str) -> Any:
     config = Config(**botocore_config_for(connection.extra_dejson))
     client = S3Hook(aws_conn_id=conn_id, config=config).get_conn()
     client.meta.events.register_first("needs-retry.s3", bare_503_is_slow_down)
-    parsers = getattr(getattr(client, "_endpoint", None), "_response_parser_factory", None)
-    if parsers is not None:  # the same hook the AWS CLI uses to choose its timestamp parser
+    endpoint = getattr(client, "_endpoint", None)
+    if getattr(endpoint, "_response_parser_factory", None) is not None:
+        # The hook the AWS CLI uses to choose its timestamp parser, here also choosing the parser.
+        parsers = listing_parser_factory()()
         parsers.set_parser_defaults(timestamp_parser=fast_timestamp)
+        endpoint._response_parser_factory = parsers  # type: ignore[union-attr]
     return client
+
+
+#: The elements of a listed object that :func:`listing_parser_factory` reads itself, and how.
+_OBJECT_TEXT = ("Key", "ETag", "StorageClass", "ChecksumType")
+_OWNER_TEXT = ("DisplayName", "ID")
+
+
+@functools.cache
+def listing_parser_factory() -> type:
+    """botocore's parser factory, with a fast path for the objects of a listing page.
+
+    botocore parses each ``<Contents>`` element of a ListObjectsV2 page through its
+    model, member by member: about a quarter of a chunk's CPU at 1,000 objects a
+    page. An object holding only the plain elements below is read directly into the
+    same dict; any other element sends that object through botocore's own parser.
+    """
+    from botocore.parsers import ResponseParserFactory, RestXMLParser
+
+    class ListingXMLParser(RestXMLParser):
+        def _handle_structure(self, shape: Any, node: Any) -> Any:
+            if shape.name == "Object" and not isinstance(node, list):
+                parsed = self._listed_object(node)
+                if parsed is not None:
+                    return parsed
+            return super()._handle_structure(shape, node)
+
+        def _listed_object(self, node: Any) -> dict[str, Any] | None:
+            parsed: dict[str, Any] = {}
+            for child in node:
+                tag = child.tag.rpartition("}")[2]
+                text = child.text or ""
+                if tag in _OBJECT_TEXT:
+                    parsed[tag] = text
+                elif tag == "Size":
+                    parsed[tag] = int(text)
+                elif tag == "LastModified":
+                    parsed[tag] = self._timestamp_parser(text)
+                elif tag == "ChecksumAlgorithm":
+                    parsed.setdefault(tag, []).append(text)
+                elif tag == "Owner" and all(o.tag.rpartition("}")[2] in _OWNER_TEXT for o in child):
+                    parsed[tag] = {o.tag.rpartition("}")[2]: o.text or "" for o in child}
+                else:
+                    return None
+            return parsed
+
+    class ListingParserFactory(ResponseParserFactory):
+        def create_parser(self, protocol_name: str) -> Any:
+            if protocol_name == "rest-xml":
+                return ListingXMLParser(**self._defaults)
+            return super().create_parser(protocol_name)
+
+    return ListingParserFactory
 
 
 def fast_timestamp(text: str) -> datetime:

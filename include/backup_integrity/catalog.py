@@ -8,16 +8,17 @@ settings and are always quoted as identifiers.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.db import bulk_upsert, sql, transaction
+from include.backup_integrity.db import bulk_upsert, copy_rows, is_unique_violation, sql, transaction
 from include.backup_integrity.records import PASSED, BackupRecord, CheckResult
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from include.backup_integrity.config import Settings
 
@@ -40,10 +41,23 @@ def lock(cur: Any) -> None:
 
 
 def ensure_schema(conn: Any) -> None:
-    """Create the verifier's own tables if they are not there yet (idempotent, race-safe)."""
+    """Create the verifier's own tables if they are not there yet (idempotent, race-safe).
+
+    Every run calls this; when every table and index already exists (the usual case) it
+    only looks, because ``CREATE INDEX IF NOT EXISTS`` takes a table lock that waits
+    for autovacuum and for other runs' writes.
+    """
+    script = read_sql("integrity_tables.sql")
+    with transaction(conn) as cur:
+        cur.execute(
+            "SELECT count(*) FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
+            [re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", script)],
+        )
+        if cur.fetchone()[0] == 0:
+            return
     with transaction(conn) as cur:
         lock(cur)
-        cur.execute(read_sql("integrity_tables.sql"))
+        cur.execute(script)
 
 
 COLUMNS = sql.SQL(
@@ -138,77 +152,92 @@ def backup_check_summaries(results: Iterable[CheckResult], run_id: str) -> dict[
 
 def update_metadata(cur: Any, settings: Settings, summaries: dict[str, dict[str, Any]]) -> int:
     """Merge ``last_integrity_check`` into each backup's metadata, unless a later check is there."""
-    return update_metadata_lazily(
-        cur, settings, {k: v["timestamp"] for k, v in summaries.items()}, summaries.__getitem__
-    )
+    return update_metadata_lazily(cur, settings, {k: v["timestamp"] for k, v in summaries.items()}, summaries)
 
 
-#: Backups whose metadata one statement batch updates.
-METADATA_BATCH = 5000
+#: How this package writes check times (``utc_now_iso``): fixed width, UTC, so that two of
+#: them compare as times when compared as text.
+CANONICAL_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00"
+_CANONICAL_TIME = re.compile(CANONICAL_TIME)
+
+
+def canonical_time(value: str) -> str:
+    """``value`` written as :data:`CANONICAL_TIME` (raises ValueError when it is not a time)."""
+    if _CANONICAL_TIME.fullmatch(value):
+        return value
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise ValueError(f"not an ISO 8601 time: {value!r}")
+    return parsed.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def update_metadata_lazily(
     cur: Any,
     settings: Settings,
     timestamps: dict[str, str],
-    summary_for: Callable[[str], dict[str, Any]],
+    summaries: dict[str, dict[str, Any]],
+    passed: dict[str, Any] | None = None,
 ) -> int:
-    """Merge ``last_integrity_check`` (built on demand) into each backup's metadata.
+    """Merge ``last_integrity_check`` into the metadata of each backup of ``timestamps``.
 
-    Each UPDATE merges into the JSON in place (``||``), so other keys, and other
-    writers of other keys, are never lost. The caller holds the verifier's
-    advisory lock, so reading the current check time first is race-free; it is
-    compared as a time, whatever format an earlier writer used. Summaries are
-    built one batch at a time, so memory does not hold one per backup.
+    A backup of ``summaries`` gets that summary; any other gets ``passed`` with its own
+    check time. Each UPDATE merges into the JSON in place (``||``), so other keys, and
+    other writers of other keys, are never lost. A later check already recorded (e.g.
+    by a newer concurrent run) is kept: the caller holds the verifier's advisory lock,
+    so comparing first is race-free. The database compares the check times this
+    package wrote (as text, one statement for all); a time in any other format is
+    compared as a time here. Only the failed backups' summaries cross the wire.
     """
+    if not timestamps:
+        return 0
     t = table(settings.backups_table)
-    select = sql.SQL(
-        "SELECT id::text, metadata -> 'last_integrity_check' ->> 'timestamp' FROM {t} "
-        "WHERE id = ANY(%s::uuid[])"
-    ).format(t=t)
-    update = sql.SQL(
-        "UPDATE {t} SET metadata = COALESCE(metadata, '{{}}'::jsonb) "
-        "|| jsonb_build_object('last_integrity_check', %s::jsonb) WHERE id = %s::uuid"
-    ).format(t=t)
-    ids = list(timestamps)
-    updated = 0
-    for offset in range(0, len(ids), METADATA_BATCH):
-        batch = ids[offset : offset + METADATA_BATCH]
-        cur.execute(select, [batch])
-        current = {row[0]: parse_timestamp(row[1]) for row in cur.fetchall()}
-        rows = []
-        for backup_id in batch:
-            if backup_id not in current:
-                continue  # the row is gone from the catalog
-            previous = current[backup_id]
-            if previous is not None and previous > parse_timestamp(timestamps[backup_id]):
-                continue  # a later check (e.g. by a newer concurrent run) is already recorded
-            rows.append((json.dumps(summary_for(backup_id)), backup_id))
-        if rows:
-            _apply_metadata(cur, t, update, rows)
-            updated += len(rows)
-    return updated
-
-
-def _apply_metadata(cur: Any, t: sql.Composable, update: sql.Composable, rows: list[tuple[str, str]]) -> None:
-    """One UPDATE … FROM a COPY-filled staging table (psycopg 3), else one statement per row."""
-    if not hasattr(cur, "copy"):
-        cur.executemany(update, rows)
-        return
     cur.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS stage_last_integrity_check (summary jsonb, id uuid) ON COMMIT DROP"
+        "CREATE TEMP TABLE IF NOT EXISTS stage_last_integrity_check "
+        "(id uuid, checked_at text, summary jsonb) ON COMMIT DROP"
     )
     cur.execute("TRUNCATE stage_last_integrity_check")
-    with cur.copy("COPY stage_last_integrity_check (summary, id) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    rows = []
+    for backup_id, checked_at in timestamps.items():
+        summary = summaries.get(backup_id)
+        if summary is None and passed is None:
+            raise ValueError(f"no last_integrity_check for backup {backup_id}")
+        checked_at = canonical_time(checked_at)
+        rows.append(
+            (
+                backup_id,
+                checked_at,
+                None if summary is None else json.dumps({**summary, "timestamp": checked_at}),
+            )
+        )
+    copy_rows(cur, "stage_last_integrity_check", ["id", "checked_at", "summary"], rows)
+    current = sql.SQL("(b.metadata -> 'last_integrity_check' ->> 'timestamp')")
+    merge = sql.SQL(
+        "UPDATE {t} AS b SET metadata = COALESCE(b.metadata, '{{}}'::jsonb) || jsonb_build_object("
+        "'last_integrity_check', COALESCE(s.summary, jsonb_build_object('timestamp', s.checked_at) "
+        "|| %s::jsonb)) FROM stage_last_integrity_check s WHERE b.id = s.id AND "
+    ).format(t=t)
+    passed_fields = json.dumps({k: v for k, v in (passed or {}).items() if k != "timestamp"})
+    cur.execute(
+        merge + sql.SQL("({c} IS NULL OR ({c} ~ %s AND {c} <= s.checked_at))").format(c=current),
+        [passed_fields, f"^{CANONICAL_TIME}$"],
+    )
+    updated = max(cur.rowcount, 0)
     cur.execute(
         sql.SQL(
-            "UPDATE {t} AS b SET metadata = COALESCE(b.metadata, '{{}}'::jsonb) "
-            "|| jsonb_build_object('last_integrity_check', s.summary) "
-            "FROM stage_last_integrity_check s WHERE b.id = s.id"
-        ).format(t=t)
+            "SELECT s.id::text, s.checked_at, {c} FROM stage_last_integrity_check s JOIN {t} AS b "
+            "ON b.id = s.id WHERE {c} !~ %s"
+        ).format(c=current, t=t),
+        [f"^{CANONICAL_TIME}$"],
     )
+    other_format = [
+        backup_id
+        for backup_id, checked_at, previous in cur.fetchall()
+        if (parse_timestamp(previous) or datetime.min.replace(tzinfo=UTC)) <= parse_timestamp(checked_at)
+    ]
+    if other_format:
+        cur.execute(merge + sql.SQL("s.id = ANY(%s::uuid[])"), [passed_fields, other_format])
+        updated += max(cur.rowcount, 0)
+    return updated
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -255,15 +284,32 @@ def result_row(run_id: str, r: CheckResult) -> tuple[Any, ...]:
 
 
 def record_results(cur: Any, run_id: str, results: Iterable[CheckResult]) -> None:
-    """Keep every check's outcome, once per (run, backup, backend)."""
-    bulk_upsert(
-        cur,
-        "backup_integrity_result",
-        RESULT_COLUMNS,
-        [result_row(run_id, r) for r in results],
-        "run_id, backup_id, backend",
-        ", ".join(f"{c} = EXCLUDED.{c}" for c in RESULT_COLUMNS[3:]),
-    )
+    """Keep every check's outcome, once per (run, backup, backend).
+
+    The first attempt at these checks (the usual case) COPYs them straight in, about
+    half the database's work of an upsert through a staging table. A retried task,
+    or a cleared one racing its earlier attempt, finds some recorded already: the
+    COPY is undone to its savepoint and the rows are upserted instead.
+    """
+    rows = [result_row(run_id, r) for r in results]
+    if not rows:
+        return
+    cur.execute("SAVEPOINT record_results")
+    try:
+        copy_rows(cur, "backup_integrity_result", RESULT_COLUMNS, rows)
+    except Exception as exc:
+        if not is_unique_violation(exc):
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT record_results")
+        bulk_upsert(
+            cur,
+            "backup_integrity_result",
+            RESULT_COLUMNS,
+            rows,
+            "run_id, backup_id, backend",
+            ", ".join(f"{c} = EXCLUDED.{c}" for c in RESULT_COLUMNS[3:]),
+        )
+    cur.execute("RELEASE SAVEPOINT record_results")
 
 
 def record_run(cur: Any, run_id: str, dag_id: str, statistics: dict[str, Any]) -> None:

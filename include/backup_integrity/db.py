@@ -69,7 +69,21 @@ def bulk_upsert(
     stage = f"stage_{table}"
     cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DROP")
     cur.execute(f"TRUNCATE {stage}")
-    with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+    copy_rows(cur, stage, columns, rows)
+    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {upsert}")
+
+
+def copy_rows(cur: Any, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """COPY rows straight into ``table``: a duplicate key fails the transaction."""
+    if not hasattr(cur, "copy"):  # psycopg2: no COPY of Python rows
+        placeholders = ", ".join(["%s"] * len(columns))
+        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
+        return
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
-    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {upsert}")
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether the database refused a row for a duplicate key (SQLSTATE 23505), in either driver."""
+    return (getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)) == "23505"

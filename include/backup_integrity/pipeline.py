@@ -26,12 +26,12 @@ from include.backup_integrity.config import (
 from include.backup_integrity.db import connect_catalog, transaction
 from include.backup_integrity.planning import build_chunks, parts_for, routes, utc_now_iso
 from include.backup_integrity.preflight import preflight
-from include.backup_integrity.records import INVALID_RECORD, PASSED, CheckResult
+from include.backup_integrity.records import INVALID_RECORD, PASSED, CheckResult, unpack_ids
 from include.backup_integrity.secrets import redact, register_package_secrets
 from include.backup_integrity.statistics import run_failed, statistics_from_outcomes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from include.backup_integrity.records import Chunk, ChunkOutcome, Statistics
     from include.backup_integrity.repair import RepairOutcome
@@ -252,8 +252,8 @@ def sources_for_repair(
     by_id = {record["id"]: record for record in records}
     sources = []
     for outcome in outcomes:
-        for evidence, ids in outcome["passed"].items():
-            for backup_id in ids:
+        for evidence, packed in outcome["passed"].items():
+            for backup_id in unpack_ids(packed):
                 record = by_id.get(backup_id)
                 if record is None:
                     continue
@@ -320,8 +320,9 @@ def record_and_alert(
             open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
             passes = passes_for_alerts(outcomes, open_keys)
             applied = (repairs or []) if plan.get("repair") == APPLY else []
-            timestamps, summary_for = metadata_summaries(outcomes, failures, run_id, plan["mode"], applied)
-            updated = catalog.update_metadata_lazily(cur, settings, timestamps, summary_for)
+            timestamps, failed = metadata_summaries(outcomes, failures, run_id, applied)
+            passed = {"status": "passed", "mode": plan["mode"], "errors": [], "run_id": run_id}
+            updated = catalog.update_metadata_lazily(cur, settings, timestamps, failed, passed)
             record_repairs(cur, run_id, repairs or [])
             changes = alerts.apply_alert_changes(
                 cur, settings.alerts_table, failures + passes, run_id, applied
@@ -360,7 +361,8 @@ def passes_for_alerts(
     passes: list[CheckResult] = []
     latest_by_backend: dict[str, tuple[ChunkOutcome, str, str]] = {}
     for outcome in outcomes:
-        for evidence, ids in outcome["passed"].items():
+        for evidence, packed in outcome["passed"].items():
+            ids = unpack_ids(packed)
             if not ids:
                 continue
             current = latest_by_backend.get(outcome["backend"])
@@ -378,14 +380,13 @@ def metadata_summaries(
     outcomes: list[ChunkOutcome],
     failures: list[CheckResult],
     run_id: str,
-    mode: str,
     repairs: list[RepairOutcome] | None = None,
-) -> tuple[dict[str, str], Callable[[str], dict[str, Any]]]:
-    """Each checked backup's check time, and its ``last_integrity_check`` built on demand."""
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Each checked backup's check time, and the ``last_integrity_check`` of each failed one."""
     timestamps: dict[str, str] = {}
     for outcome in outcomes:
-        for ids in outcome["passed"].values():
-            for backup_id in ids:
+        for packed in outcome["passed"].values():
+            for backup_id in unpack_ids(packed):
                 if timestamps.get(backup_id, "") < outcome["checked_at"]:
                     timestamps[backup_id] = outcome["checked_at"]
     failed = catalog.backup_check_summaries(failures, run_id)
@@ -395,21 +396,10 @@ def metadata_summaries(
                 {k: outcome[k] for k in ("backend", "kind", "status", "source_backend")}  # type: ignore[literal-required]
             )
     for backup_id, summary in failed.items():
-        timestamps[backup_id] = max(timestamps.get(backup_id, ""), summary["timestamp"])
-
-    def summary_for(backup_id: str) -> dict[str, Any]:
-        summary = failed.get(backup_id)
-        if summary is not None:
-            return {**summary, "timestamp": timestamps[backup_id]}
-        return {
-            "timestamp": timestamps[backup_id],
-            "status": "passed",
-            "mode": mode,
-            "errors": [],
-            "run_id": run_id,
-        }
-
-    return timestamps, summary_for
+        timestamps[backup_id] = summary["timestamp"] = max(
+            timestamps.get(backup_id, ""), summary["timestamp"]
+        )
+    return timestamps, failed
 
 
 def check_outcome(statistics: Statistics) -> None:

@@ -15,6 +15,7 @@ from include.backup_integrity.records import (
     CheckResult,
     ChunkOutcome,
     Statistics,
+    unpack_ids,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def statistics_from_outcomes(
     failures = list(decided)
     for outcome in outcomes:
         failures.extend(outcome["failures"])
-        for evidence, ids in outcome["passed"].items():
+        for evidence, packed in outcome["passed"].items():
+            ids = unpack_ids(packed)
             passed_backups.update(ids)
             passes += len(ids)
             by_evidence[evidence] += len(ids)

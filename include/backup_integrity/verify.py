@@ -31,6 +31,7 @@ from include.backup_integrity.records import (
     EVIDENCE_SERVER_SHA256,
     EVIDENCE_UPLOAD_METADATA,
     PASSED,
+    pack_ids,
 )
 from include.backup_integrity.rotation import is_due
 from include.backup_integrity.secrets import redact
@@ -219,7 +220,7 @@ def verify_chunk(
         "mode": mode,
         "checked_at": checked_at,
         "failures": failures,
-        "passed": dict(passed),
+        "passed": {evidence: pack_ids(ids) for evidence, ids in passed.items()},
         "objects": len(results),
         "objects_read": objects_read,
         "bytes_read": bytes_read,
@@ -288,7 +289,8 @@ def check_object(
         return done(observation, state)
     if not observation.exists:
         return done(observation, replace(state, fingerprint=None))
-    state = replace(state, fingerprint=observation.fingerprint)
+    if state.fingerprint != observation.fingerprint:
+        state = replace(state, fingerprint=observation.fingerprint)
     if observation.size != record["size_bytes"]:
         return done(observation, state)
 

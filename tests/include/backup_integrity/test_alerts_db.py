@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from devtools.runs import alerts
 from devtools.seed import seed_backup
 from include.backup_integrity.alerts import apply_alert_changes
-from include.backup_integrity.catalog import ensure_schema
 from include.backup_integrity.db import transaction
 from include.backup_integrity.records import MISSING, PASSED
 from tests.include.backup_integrity.helpers import check_result
@@ -16,14 +14,6 @@ from tests.include.backup_integrity.helpers import check_result
 pytestmark = pytest.mark.integration
 
 T1, T2, T3 = "2026-11-30T10:00:00+00:00", "2026-11-30T11:00:00+00:00", "2026-11-30T12:00:00+00:00"
-
-
-@pytest.fixture
-def catalog(stores):
-    conn = psycopg.connect(stores.catalog_dsn)
-    ensure_schema(conn)
-    yield conn
-    conn.close()
 
 
 def apply(conn, results, run_id):

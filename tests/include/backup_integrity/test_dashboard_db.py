@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from devtools.bench_dashboard import seed_scale
-from include.backup_integrity.catalog import ensure_schema
 from include.backup_integrity.config import Settings
 from include.backup_integrity.dashboard import (
     DashboardError,
@@ -30,14 +28,6 @@ A, B, C = (
     "00000000-0000-0000-0000-00000000000b",
     "00000000-0000-0000-0000-00000000000c",
 )
-
-
-@pytest.fixture
-def catalog(stores):
-    conn = psycopg.connect(stores.catalog_dsn)
-    ensure_schema(conn)
-    yield conn
-    conn.close()
 
 
 def add_backup(cur, backup_id, backup_type, created_at):

@@ -11,8 +11,9 @@ from include.backup_integrity.records import (
     MISSING,
     PASSED,
     SIZE_MISMATCH,
+    pack_ids,
 )
-from include.backup_integrity.statistics import compute_statistics, run_failed
+from include.backup_integrity.statistics import compute_statistics, run_failed, statistics_from_outcomes
 from tests.include.backup_integrity.helpers import check_result
 
 COUNTERS = ("missing_files", "storage_mismatches", "checksum_mismatches", "backend_errors", "invalid_records")
@@ -112,3 +113,35 @@ def test_a_run_fails_when_any_check_did_not_pass(kinds, failed):
     results = [check_result(f"b-{n}", "r2", kind) for n, kind in enumerate(kinds)]
 
     assert run_failed(compute_statistics(results, [])) is failed
+
+
+def chunk_outcome(backend, passed, failures=()):
+    return {
+        "backend": backend,
+        "label": backend,
+        "mode": "quick",
+        "checked_at": "2026-12-01T04:00:00.000000+00:00",
+        "failures": list(failures),
+        "passed": passed,
+        "objects": 0,
+        "objects_read": 0,
+        "bytes_read": 0,
+        "requests": {"list": 1},
+    }
+
+
+def test_chunk_passes_count_alike_packed_or_as_the_lists_of_earlier_versions():
+    outcomes = [
+        chunk_outcome("local", {"size": pack_ids(["b-1", "b-2"])}),
+        chunk_outcome("r2", {"size": ["b-1"], "fingerprint": ["b-2"]}, [check_result("b-3", "r2", MISSING)]),
+    ]
+
+    stats = statistics_from_outcomes(outcomes, [])
+
+    assert (stats["total_backups_checked"], stats["verified_successfully"], stats["integrity_failures"]) == (
+        3,
+        2,
+        1,
+    )
+    assert (stats["checks_total"], stats["checks_passed"]) == (5, 4)
+    assert stats["passed_by_evidence"] == {"fingerprint": 1, "size": 3}

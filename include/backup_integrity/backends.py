@@ -578,6 +578,11 @@ _OBJECT_TEXT = ("Key", "ETag", "StorageClass", "ChecksumType")
 _OWNER_TEXT = ("DisplayName", "ID")
 
 
+def _local_name(element: Any) -> str:
+    """An XML element's tag without its namespace (``{http://s3.amazonaws.com/…}Key`` → ``Key``)."""
+    return element.tag.rpartition("}")[2]
+
+
 @functools.cache
 def listing_parser_factory() -> type:
     """botocore's parser factory, with a fast path for the objects of a listing page.
@@ -600,7 +605,7 @@ def listing_parser_factory() -> type:
         def _listed_object(self, node: Any) -> dict[str, Any] | None:
             parsed: dict[str, Any] = {}
             for child in node:
-                tag = child.tag.rpartition("}")[2]
+                tag = _local_name(child)
                 text = child.text or ""
                 if tag in _OBJECT_TEXT:
                     parsed[tag] = text
@@ -610,8 +615,8 @@ def listing_parser_factory() -> type:
                     parsed[tag] = self._timestamp_parser(text)
                 elif tag == "ChecksumAlgorithm":
                     parsed.setdefault(tag, []).append(text)
-                elif tag == "Owner" and all(o.tag.rpartition("}")[2] in _OWNER_TEXT for o in child):
-                    parsed[tag] = {o.tag.rpartition("}")[2]: o.text or "" for o in child}
+                elif tag == "Owner" and all(_local_name(o) in _OWNER_TEXT for o in child):
+                    parsed[tag] = {_local_name(o): o.text or "" for o in child}
                 else:
                     return None
             return parsed

@@ -396,9 +396,7 @@ def metadata_summaries(
                 {k: outcome[k] for k in ("backend", "kind", "status", "source_backend")}  # type: ignore[literal-required]
             )
     for backup_id, summary in failed.items():
-        timestamps[backup_id] = summary["timestamp"] = max(
-            timestamps.get(backup_id, ""), summary["timestamp"]
-        )
+        timestamps[backup_id] = max(timestamps.get(backup_id, ""), summary["timestamp"])
     return timestamps, failed
 
 

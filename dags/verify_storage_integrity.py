@@ -32,12 +32,12 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
-from include.backup_integrity.records import Chunk, ChunkOutcome, Statistics
+from include.backup_integrity.domain.records import Chunk, ChunkOutcome, Statistics
 
 
 def report_verifier_crash(context) -> None:
     """Tell someone the verifier itself broke; integrity failures are reported by raise_alerts."""
-    from include.backup_integrity.pipeline import report_crash
+    from include.backup_integrity.tasks.pipeline import report_crash
 
     report_crash(context)
 
@@ -95,8 +95,8 @@ def verify_storage_integrity():
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config import VARIABLE_KEY, ConfigError, params_of_run
-        from include.backup_integrity.pipeline import select_backups, window_end_of
+        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError, params_of_run
+        from include.backup_integrity.tasks.pipeline import select_backups, window_end_of
 
         raw = Variable.get(VARIABLE_KEY, default=None)
         end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))
@@ -111,7 +111,7 @@ def verify_storage_integrity():
 
     @task(map_index_template="{{ chunk_label }}", retries=1, multiple_outputs=False)
     def verify_chunk(chunk: Chunk, settings: dict, run_id=None) -> ChunkOutcome:
-        from include.backup_integrity.pipeline import verify
+        from include.backup_integrity.tasks.pipeline import verify
 
         get_current_context()["chunk_label"] = chunk["label"]
         return verify(chunk, settings, run_id)
@@ -120,7 +120,7 @@ def verify_storage_integrity():
     @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
     def aggregate_results(chunk_results: list, plan: dict, run_id=None, ti=None) -> Statistics:
         """Repair (per the run's repair mode), then return the statistics; repairs go to XCom "repairs"."""
-        from include.backup_integrity.pipeline import aggregate, repair
+        from include.backup_integrity.tasks.pipeline import aggregate, repair
 
         chunk_results = list(chunk_results)
         repairs = repair(chunk_results, plan)
@@ -131,7 +131,7 @@ def verify_storage_integrity():
     def raise_alerts(
         chunk_results: list, plan: dict, statistics: dict, repairs: list, run_id=None, dag=None
     ) -> dict:
-        from include.backup_integrity.pipeline import record_and_alert
+        from include.backup_integrity.tasks.pipeline import record_and_alert
 
         return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id, repairs)
 
@@ -139,7 +139,7 @@ def verify_storage_integrity():
     def check_outcome(statistics: dict) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.pipeline import IntegrityFailure, check_outcome
+        from include.backup_integrity.tasks.pipeline import IntegrityFailure, check_outcome
 
         try:
             check_outcome(statistics)

@@ -42,9 +42,9 @@ def verify_storage_integrity_watchdog():
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config import VARIABLE_KEY, ConfigError, parse_settings
-        from include.backup_integrity.pipeline import window_end_of
-        from include.backup_integrity.watchdog import VERIFIER_DAG_ID, assess, watch
+        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError, parse_settings
+        from include.backup_integrity.tasks.pipeline import window_end_of
+        from include.backup_integrity.tasks.watchdog import VERIFIER_DAG_ID, assess, watch
 
         try:
             settings = parse_settings(Variable.get(VARIABLE_KEY, default=None))

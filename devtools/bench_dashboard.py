@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from include.backup_integrity.catalog import ensure_schema, read_sql
-from include.backup_integrity.config import Settings
-from include.backup_integrity.dashboard import (
+from include.backup_integrity.catalog.backups import ensure_schema, read_sql
+from include.backup_integrity.config.settings import Settings
+from include.backup_integrity.dashboard.app import (
     compute_coverage,
     coverage,
     failures_per_day,

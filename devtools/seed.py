@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from include.backup_integrity.catalog import read_sql
+from include.backup_integrity.catalog.backups import read_sql
 
 TYPES_ON_ALL = ("FULL_DATABASE", "TENANT_BACKUP", "CONFIGURATION")
 

@@ -1,7 +1,7 @@
 """Airflow plugin: the backup-integrity dashboard, mounted at ``/backup-integrity`` in the API server.
 
 Thin on purpose: the queries, view model and page are in
-``include.backup_integrity.dashboard``. Every route requires an authenticated
+``include.backup_integrity.dashboard.app``. Every route requires an authenticated
 Airflow user (Airflow's own auth manager); FastAPI's docs routes are turned off.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from include.backup_integrity.dashboard import URL_PREFIX, LazyApp, create_app
+from include.backup_integrity.dashboard.app import URL_PREFIX, LazyApp, create_app
 
 
 class BackupIntegrityDashboardPlugin(AirflowPlugin):

@@ -42,13 +42,29 @@ from devtools.services import (  # noqa: E402
     SmtpReceiver,
     WebhookReceiver,
 )
+from tests.support.connections import set_variable  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "integration: runs the DAG against real services")
+#: Markers by folder: what the tests of each folder need (``-m unit`` runs only what needs no service).
+FOLDER_MARKERS = {
+    "unit": ("unit",),
+    "db": ("db",),
+    "dags": ("dags",),
+    "integration": ("integration",),
+    "faults": ("faults", "integration"),
+    "e2e": ("e2e", "integration"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_root = Path(__file__).parent
+    for item in items:
+        folder = Path(item.fspath).relative_to(tests_root).parts[0]
+        for marker in FOLDER_MARKERS.get(folder, ()):
+            item.add_marker(marker)
 
 
 # ----------------------------------------------------------------------------- services
@@ -171,16 +187,7 @@ def airflow_env(
     return variable
 
 
-def set_variable(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any] | str) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_BACKUP_INTEGRITY", value if isinstance(value, str) else json.dumps(value))
-
-
 # ----------------------------------------------------------------------------- running the DAG
-
-
-def window_end_for(logical_date: datetime) -> datetime:
-    """The data interval end ``dag.test(logical_date=...)`` gives with the hourly timetable."""
-    return logical_date.replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture

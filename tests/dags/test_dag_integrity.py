@@ -72,7 +72,7 @@ def test_verify_storage_integrity_contract(airflow_db):
     )
     assert dag.get_task("verify_chunk").map_index_template
     assert dag.get_task("check_outcome").downstream_task_ids == set(), "the outcome task is the leaf"
-    from include.backup_integrity.config import PARAM_DEFAULTS
+    from include.backup_integrity.config.settings import PARAM_DEFAULTS
 
     params = dag.params.dump()
     assert params == {

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from devtools.seed import Stores, corrupt_same_size, create_buckets, create_catalog, delete, seed_backup
 from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver
-from include.backup_integrity.statistics import CONTRACT_STATISTICS
+from include.backup_integrity.domain.statistics import CONTRACT_STATISTICS
 
 if TYPE_CHECKING:
     from devtools.deployment import AirflowDeployment

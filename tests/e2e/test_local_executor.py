@@ -24,8 +24,6 @@ from tests.e2e.scenario import (
     results_of,
 )
 
-pytestmark = pytest.mark.e2e
-
 EXPECTED_ON = ("local", "r2", "b2")  # FULL_DATABASE backups
 
 

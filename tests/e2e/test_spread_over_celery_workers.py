@@ -18,8 +18,6 @@ from tests.e2e.scenario import (
     wait_for_scenario,
 )
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def local_snapshot(snapshots, request):

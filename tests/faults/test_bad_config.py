@@ -14,12 +14,10 @@ import pytest
 
 from devtools.runs import DagRunOutcome, load_dag
 from devtools.seed import seed_backup
-from include.backup_integrity.config import ConfigError, Settings
-from include.backup_integrity.preflight import check_bucket, check_local_root, preflight
-from tests.conftest import set_variable
-from tests.integration.helpers import alerts, query
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from include.backup_integrity.config.settings import ConfigError, Settings
+from include.backup_integrity.stores.preflight import check_bucket, check_local_root, preflight
+from tests.support.catalog import alerts, query
+from tests.support.connections import set_variable
 
 CASES = {
     "not JSON": ('{"local_root": "/tmp", ', "is not valid JSON"),

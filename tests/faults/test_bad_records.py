@@ -13,14 +13,10 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from devtools.seed import insert_row, seed_backup
-from tests.conftest import set_variable
-from tests.faults.conftest import start_dag_process
-from tests.integration.helpers import query
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from tests.support.catalog import query
+from tests.support.connections import set_variable
+from tests.support.processes import start_dag_process
 
 DECOY = b"exactly the bytes the catalog row describes" * 10
 DECOY_SHA = hashlib.sha256(DECOY).hexdigest()

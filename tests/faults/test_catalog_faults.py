@@ -8,11 +8,7 @@ and each notice was delivered exactly once.
 
 from __future__ import annotations
 
-import pytest
-
-from tests.faults.helpers import assert_written_exactly_once, seed_failures, tries
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from tests.support.faults import assert_written_exactly_once, seed_failures, tries
 
 
 def test_catalog_down_while_results_are_written_the_task_retries_and_writes_once(

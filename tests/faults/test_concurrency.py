@@ -11,15 +11,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from devtools.runs import DAG_ID
-from include.backup_integrity import pipeline
-from tests.faults.conftest import s3_connection, start_dag_process
-from tests.faults.helpers import seed_failures
-from tests.integration.helpers import alerts, metadata, query
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from include.backup_integrity.tasks import pipeline
+from tests.support.catalog import alerts, metadata, query
+from tests.support.connections import s3_connection
+from tests.support.faults import seed_failures
+from tests.support.processes import start_dag_process
 
 
 def assert_one_alert_per_failure_seen_by_every_run(stores, seeded, run_ids, webhook) -> None:

@@ -14,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.faults.conftest import s3_connection, set_connection, start_dag_process
-from tests.faults.helpers import assert_written_exactly_once, seed_failures
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from tests.support.connections import s3_connection, set_connection
+from tests.support.faults import assert_written_exactly_once, seed_failures
+from tests.support.processes import start_dag_process
 
 
 @pytest.mark.parametrize("moment", ["verifying", "alert transaction open", "before notifying"])

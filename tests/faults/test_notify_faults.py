@@ -9,10 +9,8 @@ from __future__ import annotations
 import pytest
 
 from devtools.seed import delete, seed_backup
-from tests.faults.conftest import set_connection
-from tests.integration.helpers import alerts, query
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from tests.support.catalog import alerts, query
+from tests.support.connections import set_connection
 
 
 @pytest.fixture

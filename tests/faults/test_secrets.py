@@ -11,13 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from devtools.seed import delete, seed_backup
-from tests.faults.conftest import set_connection
-from tests.integration.helpers import query
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from tests.support.catalog import query
+from tests.support.connections import set_connection
 
 R2_KEY, R2_SECRET = "AKIAFAULTR2KEY7Q3X9", "r2SecretValue-9fJq2LmZ"
 B2_KEY, B2_SECRET = "B2KEYID00FAULT4711", "b2SecretValue-Xy81Kq"

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from devtools.seed import delete, seed_backup
-from include.backup_integrity.verify import CONCURRENCY
-from tests.conftest import set_variable
-from tests.faults.conftest import s3_connection, set_connection
-from tests.integration.helpers import alerts, open_alerts_by_key, query, results
-
-pytestmark = [pytest.mark.faults, pytest.mark.integration]
+from include.backup_integrity.stores.backends import CONCURRENCY
+from tests.support.catalog import alerts, open_alerts_by_key, query, results
+from tests.support.connections import s3_connection, set_connection, set_variable
 
 
 def test_slow_down_three_times_in_a_row_to_each_request_still_verifies(

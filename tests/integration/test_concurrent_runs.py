@@ -20,11 +20,9 @@ import pytest
 from devtools.runs import DAG_ID
 from devtools.seed import corrupt_same_size, delete, seed_backup
 from devtools.services import free_port
-from include.backup_integrity.config import params_of_run
-from include.backup_integrity.pipeline import aggregate, record_and_alert, select_backups, verify
-from tests.integration.helpers import alerts, query
-
-pytestmark = pytest.mark.integration
+from include.backup_integrity.config.settings import params_of_run
+from include.backup_integrity.tasks.pipeline import aggregate, record_and_alert, select_backups, verify
+from tests.support.catalog import alerts, query
 
 RUNS = 6
 

@@ -17,7 +17,7 @@ from devtools.api_server import AirflowApiServer
 from devtools.runs import REPO
 from devtools.seed import corrupt_same_size, delete, seed_backup, truncate
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser]
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -11,10 +11,8 @@ import socket
 import pytest
 
 from devtools.seed import corrupt_same_size, delete, seed_backup
-from tests.conftest import set_variable
-from tests.integration.helpers import alerts, last_check, open_alerts_by_key, query
-
-pytestmark = pytest.mark.integration
+from tests.support.catalog import alerts, last_check, open_alerts_by_key, query
+from tests.support.connections import set_variable
 
 
 def stored_bytes(stores, backup, backend: str) -> bytes | None:

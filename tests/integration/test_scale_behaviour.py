@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from devtools.seed import corrupt_same_size, delete, seed_backup
-from tests.conftest import set_variable
-from tests.integration.helpers import query, results
-
-pytestmark = pytest.mark.integration
+from tests.support.catalog import query, results
+from tests.support.connections import set_variable
 
 
 def requests_of(outcome, backend):

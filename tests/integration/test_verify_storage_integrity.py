@@ -18,10 +18,9 @@ from devtools.seed import (
     truncate,
 )
 from devtools.services import free_port
-from tests.conftest import load_dag, set_variable, window_end_for
-from tests.integration.helpers import alerts, last_check, metadata, open_alerts_by_key, query, results
-
-pytestmark = pytest.mark.integration
+from tests.support.catalog import alerts, last_check, metadata, open_alerts_by_key, query, results
+from tests.support.connections import set_variable
+from tests.support.runs import load_dag, window_end_for
 
 
 def test_healthy_backups_pass_everywhere_they_are_expected(stores, run_dag, webhook):

@@ -9,10 +9,8 @@ import pytest
 
 from devtools.runs import REPO, DagRunOutcome
 from devtools.seed import delete, seed_backup
-from tests.conftest import set_variable
-from tests.integration.helpers import alerts, query
-
-pytestmark = pytest.mark.integration
+from tests.support.catalog import alerts, query
+from tests.support.connections import set_variable
 
 VERIFIER = "verify_storage_integrity"
 WATCHDOG = "verify_storage_integrity_watchdog"

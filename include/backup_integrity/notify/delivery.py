@@ -1,0 +1,232 @@
+"""Deliver queued notices through Apprise, target by target, and record what was accepted.
+
+The Apprise provider's own notifier discards the result of each delivery; here
+every target configured in the ``backup_notify`` connection is called on its
+own, and a notice stays in the outbox until every target has accepted it (or it
+has been tried :data:`MAX_ATTEMPTS` times), so a later run retries it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from include.backup_integrity.catalog.backups import table
+from include.backup_integrity.catalog.connection import sql, transaction
+from include.backup_integrity.config.secrets import apprise_secrets, mask, redact
+from include.backup_integrity.config.settings import NOTIFY_CONN_ID
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 24
+#: How long a delivery that already happened is retried to be recorded while the catalog is down.
+RECORD_RETRY_SECONDS = 60.0
+
+
+@dataclass
+class Target:
+    """One Apprise service; ``name`` is its URL with credentials masked."""
+
+    name: str
+    service: Any
+
+    def send(self, title: str, body: str, notify_type: str) -> bool:
+        try:
+            return bool(self.service.notify(body=body, title=title, notify_type=notify_type))
+        except Exception:  # a broken channel must never break verification
+            log.exception("notification target %s raised", self.name)
+            return False
+
+
+def load_targets(conn_id: str = NOTIFY_CONN_ID) -> list[Target] | None:
+    """The connection's Apprise targets; None when the connection does not exist, [] when it is unusable."""
+    import apprise
+    from airflow.providers.apprise.hooks.apprise import AppriseHook
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    try:
+        config = AppriseHook(apprise_conn_id=conn_id).get_config_from_conn(connection)
+    except (KeyError, TypeError, ValueError):
+        log.error(
+            'connection %r has no valid extra.config (expected {"path": "<apprise url>"} or a list '
+            "of them); notifications stay queued until it is fixed",
+            conn_id,
+        )
+        return []
+    entries = config if isinstance(config, list) else [config]
+    targets: list[Target] = []
+    for entry in entries:
+        path = str(entry.get("path") or "") if isinstance(entry, dict) else str(entry)
+        for secret in apprise_secrets(path) if path else []:
+            mask(secret)  # Apprise URLs in extra carry tokens and passwords Airflow does not mask
+        bundle = apprise.Apprise()
+        if not path or not bundle.add(path):
+            log.error("backup_notify: a configured target is not a valid Apprise URL; skipped")
+            continue
+        for service in bundle:
+            name = service.url(privacy=True).split("?")[0]
+            targets.append(Target(name=name, service=service))
+    return targets
+
+
+def send_direct(title: str, body: str, notify_type: str = "failure") -> list[str]:
+    """Send one message now (no outbox); return the targets that accepted it."""
+    targets = load_targets()
+    if targets is None:
+        log.warning("connection %r is not configured; notification not sent: %s", NOTIFY_CONN_ID, title)
+        return []
+    return [t.name for t in targets if t.send(title, body, notify_type)]
+
+
+def deliver_pending(
+    conn: Any,
+    alerts_table: str,
+    targets: list[Target] | None,
+    reconnect: Callable[[], Any] | None = None,
+) -> dict[str, int]:
+    """Send every pending notice once, each in its own short transaction.
+
+    A notice is locked (``FOR UPDATE SKIP LOCKED``) while it is sent, so concurrent
+    runs never send the same one. When the catalog goes away after a target has
+    accepted a notice, the delivery is recorded on a new connection (``reconnect``,
+    retried for up to :data:`RECORD_RETRY_SECONDS`) so that the retry of the task
+    does not send it again.
+    """
+    report = {"sent": 0, "failed": 0}
+    if targets is None:
+        log.warning(
+            "connection %r is not configured: alert rows are written but no notification is sent",
+            NOTIFY_CONN_ID,
+        )
+        with transaction(conn) as cur:
+            cur.execute(
+                "UPDATE backup_integrity_notification SET sent_at = now(), last_attempt_at = now(), "
+                "last_error = %s WHERE sent_at IS NULL",
+                [f"not sent: connection {NOTIFY_CONN_ID!r} is not configured"],
+            )
+        return report
+    if not targets:
+        log.error("connection %r names no usable target: notifications stay queued", NOTIFY_CONN_ID)
+        return report
+    last_id = 0
+    opened: list[Any] = []
+    try:
+        while True:
+            attempt: dict[str, Any] = {}
+            try:
+                with transaction(conn) as cur:
+                    if not _claim_and_send(cur, targets, last_id, attempt):
+                        return report
+                    _record_delivery(cur, alerts_table, attempt)
+            except Exception as exc:
+                if not attempt.get("delivered") or reconnect is None or not is_connection_error(exc):
+                    raise
+                log.warning(
+                    "the catalog went away after notification %s was accepted by %s; recording it anew",
+                    attempt["id"],
+                    ", ".join(attempt["delivered"]),
+                )
+                conn = _record_after_reconnect(reconnect, alerts_table, attempt)
+                opened.append(conn)
+            last_id = attempt["id"]
+            report["sent" if attempt["complete"] else "failed"] += 1
+    finally:
+        for extra in opened:
+            with contextlib.suppress(Exception):
+                extra.close()
+
+
+def _claim_and_send(cur: Any, targets: list[Target], last_id: int, attempt: dict[str, Any]) -> bool:
+    """Lock the next pending notice and send it to every target that has not accepted it yet."""
+    cur.execute(
+        "SELECT id, alert_id, title, body, notify_type, delivered_to "
+        "FROM backup_integrity_notification WHERE sent_at IS NULL AND attempts < %s "
+        "AND id > %s ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        [MAX_ATTEMPTS, last_id],
+    )
+    row = cur.fetchone()
+    if row is None:
+        return False
+    notice_id, alert_id, title, body, notify_type, delivered = row
+    attempt.update(id=notice_id, alert_id=alert_id, delivered=[], complete=False, error=None)
+    already = list(delivered or [])
+    title, body = redact(title) or "", redact(body) or ""
+    failed = []
+    for target in targets:
+        if target.name in already:
+            continue
+        if target.send(title, body, notify_type):
+            attempt["delivered"].append(target.name)
+        else:
+            failed.append(target.name)
+    attempt["complete"] = not failed
+    if failed:
+        attempt["error"] = f"not accepted by: {', '.join(failed)}"
+        log.error("notification %s for alert %s: %s (will retry)", notice_id, alert_id, attempt["error"])
+    return True
+
+
+def _record_delivery(cur: Any, alerts_table: str, attempt: dict[str, Any]) -> None:
+    """Add the targets that accepted to the notice and its alert; mark it sent when all did."""
+    cur.execute(
+        "UPDATE backup_integrity_notification SET delivered_to = (SELECT COALESCE(jsonb_agg(DISTINCT t), "
+        "'[]'::jsonb) FROM jsonb_array_elements_text(delivered_to || %s::jsonb) AS t), "
+        "attempts = attempts + 1, last_attempt_at = now(), last_error = %s, "
+        "sent_at = CASE WHEN %s THEN now() ELSE NULL END WHERE id = %s RETURNING delivered_to",
+        [json.dumps(attempt["delivered"]), attempt["error"], attempt["complete"], attempt["id"]],
+    )
+    delivered = cur.fetchone()[0]
+    _record_on_alert(cur, alerts_table, attempt["alert_id"], delivered, attempt["error"])
+
+
+def _record_after_reconnect(reconnect: Callable[[], Any], alerts_table: str, attempt: dict[str, Any]) -> Any:
+    """Record a delivery that already happened on a fresh connection, retrying while the catalog is down."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    delay = 0.5
+    while True:
+        conn = None
+        try:
+            conn = reconnect()
+            with transaction(conn) as cur:
+                _record_delivery(cur, alerts_table, attempt)
+            return conn
+        except Exception as exc:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            if not is_connection_error(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether a database error means the connection was lost (rather than a bad statement)."""
+    return type(exc).__name__ in ("OperationalError", "InterfaceError") or isinstance(exc, OSError)
+
+
+def _record_on_alert(
+    cur: Any, alerts_table: str, alert_id: int, delivered: list[str], error: str | None
+) -> None:
+    """The alert row shows where its notices arrived, and the last delivery error if any."""
+    cur.execute(
+        sql.SQL(
+            "UPDATE {t} SET notification_channels = (SELECT COALESCE(jsonb_agg(DISTINCT c), '[]'::jsonb) "
+            "FROM jsonb_array_elements_text(notification_channels || %s::jsonb) AS c), "
+            "details = CASE WHEN %s::text IS NULL THEN details - 'notification_error' "
+            "ELSE details || jsonb_build_object('notification_error', %s::text) END WHERE id = %s"
+        ).format(t=table(alerts_table)),
+        [json.dumps(delivered), error, error, alert_id],
+    )

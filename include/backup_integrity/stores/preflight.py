@@ -1,0 +1,87 @@
+"""Configuration that can only be checked against the world: the local folder and the buckets.
+
+Run by ``select_backups`` before any check, for the backends the run uses, so a
+typo in ``local_root`` or a bucket name fails the run with a message naming it
+instead of turning every backup into a ``backend_error``. Only a definite answer
+is a configuration error: a store that cannot be reached right now is not, and
+its checks report ``backend_error`` as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from include.backup_integrity.config.settings import BACKEND_CONN_IDS, VARIABLE_KEY, ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from include.backup_integrity.config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BUCKET_NOT_FOUND = {"404", "NoSuchBucket", "NotFound"}
+
+
+def check_local_root(root: str) -> None:
+    """``local_root`` must be a folder this process can list and read."""
+    where = f"Variable {VARIABLE_KEY!r}, key 'local_root'"
+    if not os.path.isabs(root):
+        raise ConfigError(f"{where}: {root!r} is not an absolute path")
+    try:
+        os.stat(root)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: folder {root!r} does not exist") from None
+    except PermissionError:
+        raise ConfigError(
+            f"{where}: folder {root!r} cannot be reached by this worker (uid {os.geteuid()}): "
+            "permission denied on a folder above it"
+        ) from None
+    if not os.path.isdir(root):
+        raise ConfigError(f"{where}: {root!r} is not a folder")
+    if not os.access(root, os.R_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        raise ConfigError(f"{where}: folder {root!r} is not readable by this worker (uid {os.geteuid()})")
+    try:
+        with os.scandir(root) as entries:
+            next(entries, None)
+    except PermissionError:
+        raise ConfigError(
+            f"{where}: folder {root!r} is not readable by this worker (uid {os.geteuid()})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: folder {root!r} cannot be read: {exc.strerror}") from None
+
+
+def check_bucket(backend: str, bucket: str) -> str | None:
+    """Fail when the store says the bucket does not exist; return a warning when it cannot say."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from include.backup_integrity.stores.backends import describe_client_error, make_s3_client
+
+    conn_id = BACKEND_CONN_IDS[backend]
+    try:
+        make_s3_client(conn_id).head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code, message = describe_client_error(exc)
+        if code in BUCKET_NOT_FOUND:
+            raise ConfigError(
+                f"Variable {VARIABLE_KEY!r}, key '{backend}_bucket': bucket {bucket!r} does not exist "
+                f"on {backend} (connection {conn_id!r})"
+            ) from None
+        return f"bucket {bucket!r} on {backend} could not be confirmed ({message}); checking anyway"
+    except (BotoCoreError, OSError) as exc:
+        return f"{backend} ({conn_id}) unreachable to confirm bucket {bucket!r} ({exc}); checking anyway"
+    return None
+
+
+def preflight(settings: Settings, backends: Iterable[str]) -> None:
+    """Check what the run's backends need from the world; raise ConfigError naming what is wrong."""
+    for backend in sorted(set(backends)):
+        if backend == "local":
+            check_local_root(settings.local_root)
+            continue
+        warning = check_bucket(backend, settings.bucket_for(backend))
+        if warning:
+            log.warning("%s", warning)

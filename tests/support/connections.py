@@ -1,0 +1,35 @@
+"""Connections for tests, given as ``AIRFLOW_CONN_*`` environment variables as a deployment would."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
+
+    from devtools.faultproxy import FaultProxy
+
+
+def s3_connection(proxy: FaultProxy, **config_kwargs: Any) -> dict[str, Any]:
+    """An aws connection to a store through its proxy, with timeouts of seconds."""
+    return {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {
+            "endpoint_url": proxy.url,
+            "region_name": "us-east-1",
+            "verify": False,
+            "config_kwargs": {"connect_timeout": 1, "read_timeout": 2, **config_kwargs},
+        },
+    }
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, conn: dict[str, Any]) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def set_variable(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any] | str) -> None:
+    """Give the ``backup_integrity`` Variable (a dict is JSON-encoded; a string is given as it is)."""
+    monkeypatch.setenv("AIRFLOW_VAR_BACKUP_INTEGRITY", value if isinstance(value, str) else json.dumps(value))

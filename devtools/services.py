@@ -153,6 +153,16 @@ class PostgresServer:
         conn.close()
         return self.dsn(name)
 
+    def airflow_connection(self, dbname: str, port: int | None = None) -> dict[str, Any]:
+        """A postgres connection to a database of this server (``port``: e.g. a proxy in front of it)."""
+        return {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": port or self.port,
+            "login": self.user,
+            "schema": dbname,
+        }
+
     def connection_uri(self, dbname: str) -> str:
         """The Airflow connection URI for a database of this server."""
         return f"postgres://{self.user}@127.0.0.1:{self.port}/{dbname}"
@@ -331,20 +341,17 @@ class SmtpReceiver:
         )
 
 
+def apprise_connection(*urls: str) -> dict[str, Any]:
+    """An apprise connection that notifies every one of ``urls``."""
+    return {"conn_type": "apprise", "extra": {"config": [{"path": url} for url in urls]}}
+
+
 def store_connections(
     postgres: PostgresServer, r2: MotoServer, b2: MotoServer, dbname: str
 ) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables for the catalog database and the two S3 stores."""
     return {
-        "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": "127.0.0.1",
-                "port": postgres.port,
-                "login": "postgres",
-                "schema": dbname,
-            }
-        ),
+        "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps(postgres.airflow_connection(dbname)),
         "AIRFLOW_CONN_BACKUP_R2": json.dumps(r2.airflow_connection("backup_r2")),
         "AIRFLOW_CONN_BACKUP_B2": json.dumps(b2.airflow_connection("backup_b2")),
     }

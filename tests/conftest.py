@@ -41,6 +41,7 @@ from devtools.services import (  # noqa: E402
     PostgresServer,
     SmtpReceiver,
     WebhookReceiver,
+    apprise_connection,
 )
 from tests.support.connections import set_variable  # noqa: E402
 
@@ -161,26 +162,12 @@ def airflow_env(
     smtp.clear()
     monkeypatch.setenv(
         "AIRFLOW_CONN_BACKUP_CATALOG",
-        conn_env(
-            {
-                "conn_type": "postgres",
-                "host": "127.0.0.1",
-                "port": postgres.port,
-                "login": postgres.user,
-                "schema": stores.dbname,
-            }
-        ),  # type: ignore[attr-defined]
+        conn_env(postgres.airflow_connection(stores.dbname)),  # type: ignore[attr-defined]
     )
     monkeypatch.setenv("AIRFLOW_CONN_BACKUP_R2", conn_env(r2_server.airflow_connection("backup_r2")))
     monkeypatch.setenv("AIRFLOW_CONN_BACKUP_B2", conn_env(b2_server.airflow_connection("backup_b2")))
     monkeypatch.setenv(
-        "AIRFLOW_CONN_BACKUP_NOTIFY",
-        conn_env(
-            {
-                "conn_type": "apprise",
-                "extra": {"config": [{"path": webhook.apprise_url}, {"path": smtp.apprise_url}]},
-            }
-        ),
+        "AIRFLOW_CONN_BACKUP_NOTIFY", conn_env(apprise_connection(webhook.apprise_url, smtp.apprise_url))
     )
     variable = {"local_root": stores.local_root}
     set_variable(monkeypatch, variable)

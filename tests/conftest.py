@@ -39,6 +39,7 @@ from devtools.seed import Stores, create_buckets, create_catalog  # noqa: E402
 from devtools.services import (  # noqa: E402
     MotoServer,
     PostgresServer,
+    SeaweedServer,
     SmtpReceiver,
     WebhookReceiver,
     apprise_connection,
@@ -88,6 +89,14 @@ def r2_server() -> Iterator[MotoServer]:
 @pytest.fixture(scope="session")
 def b2_server() -> Iterator[MotoServer]:
     server = MotoServer("b2").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed_server() -> Iterator[SeaweedServer]:
+    """A real SeaweedFS S3 gateway (``weed mini``), once per session; ``reset()`` empties it."""
+    server = SeaweedServer("seaweedfs").start()
     yield server
     server.stop()
 

@@ -497,7 +497,7 @@ def apprise_connection(*urls: str) -> dict[str, Any]:
 
 
 def store_connections(
-    postgres: PostgresServer, r2: MotoServer, b2: MotoServer, dbname: str
+    postgres: PostgresServer, r2: S3Server, b2: S3Server, dbname: str
 ) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables for the catalog database and the two S3 stores."""
     return {

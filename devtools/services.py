@@ -496,9 +496,7 @@ def apprise_connection(*urls: str) -> dict[str, Any]:
     return {"conn_type": "apprise", "extra": {"config": [{"path": url} for url in urls]}}
 
 
-def store_connections(
-    postgres: PostgresServer, r2: S3Server, b2: S3Server, dbname: str
-) -> dict[str, str]:
+def store_connections(postgres: PostgresServer, r2: S3Server, b2: S3Server, dbname: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables for the catalog database and the two S3 stores."""
     return {
         "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps(postgres.airflow_connection(dbname)),

@@ -292,6 +292,7 @@ def test_a_revision_this_code_does_not_know_is_refused(db):
         upgrade_schema(db)
 
 
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_the_dashboard_says_it_waits_for_the_verifier_while_the_schema_is_behind(
     stores, db, postgres, monkeypatch
 ):

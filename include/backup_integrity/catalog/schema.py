@@ -201,7 +201,8 @@ def _sqlalchemy_connection(conn: Any) -> Iterator[Any]:
     """A SQLAlchemy connection over the DB-API connection we hold (psycopg 3 or psycopg2).
 
     Alembic needs SQLAlchemy; the pool lends out this one connection and never closes it,
-    and the migration must run in a transaction even on an autocommit connection.
+    and the migration must run in a transaction even on an autocommit connection. (On a
+    psycopg2 connection SQLAlchemy registers its UUID type caster, as psycopg 3 has by default.)
     """
     from sqlalchemy import create_engine
     from sqlalchemy.pool import StaticPool

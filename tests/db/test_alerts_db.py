@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devtools.runs import alerts
 from devtools.seed import seed_backup
-from include.backup_integrity.catalog.alerts import apply_alert_changes
+from include.backup_integrity.catalog.alert_store import apply_alert_changes
 from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.domain.records import MISSING, PASSED
 from tests.support.records import check_result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.backup_integrity.catalog.alerts import (
+from include.backup_integrity.domain.alerts import (
     SUMMARY,
     CountedFailure,
     OpenAlert,

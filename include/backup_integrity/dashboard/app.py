@@ -13,8 +13,8 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.backups import table
 from include.backup_integrity.catalog.connection import sql
+from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.config.settings import BACKENDS, Settings, parse_settings
 from include.backup_integrity.domain.records import (
     BACKEND_ERROR,
@@ -426,7 +426,7 @@ def _iso(value: Any) -> str | None:
 
 
 def _parse(value: str | None) -> datetime | None:
-    from include.backup_integrity.catalog.backups import parse_timestamp
+    from include.backup_integrity.domain.timestamps import parse_timestamp
 
     return parse_timestamp(value)
 

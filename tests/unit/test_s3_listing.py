@@ -96,8 +96,9 @@ def test_a_page_without_a_namespace_reads_alike(output_shape):
         page(PLAIN.replace("<Size>10</Size>", "<Size>10</Size><!-- a comment -->")),
         page(PLAIN.replace("db/a.dump", "<![CDATA[db/</Contents>.dump]]>")),
         page(PLAIN.replace("<Contents>", '<Contents kind="x">')),
+        page(PLAIN, "<CommonPrefixes><Prefix>db/a/</Prefix></CommonPrefixes>", SUMMED),
     ],
-    ids=["an element it does not read", "a comment", "CDATA", "an attribute"],
+    ids=["an element it does not read", "a comment", "CDATA", "an attribute", "objects not side by side"],
 )
 def test_a_page_with_anything_else_is_left_to_botocore(body):
     assert read_listing_page(body) is None

@@ -21,7 +21,6 @@ botocore when
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,8 +39,8 @@ AFTER_CALL = "after-call.s3.ListObjectsV2"
 OBJECT_TEXT = ("Key", "ETag", "StorageClass", "ChecksumType")
 OWNER_TEXT = ("DisplayName", "ID")
 
-#: A listed object as it sits in the page; S3 escapes ``<`` in keys, so this never matches inside one.
-_CONTENTS = re.compile(rb"<Contents>.*?</Contents>", re.DOTALL)
+#: A listed object's tags as they sit in the page (S3 escapes ``<`` in keys: never found inside one).
+_OPEN, _CLOSE = b"<Contents>", b"</Contents>"
 
 UNCHECKED, ON, OFF = "unchecked", "on", "off"
 
@@ -97,21 +96,28 @@ class ListingPage:
 
 
 def read_listing_page(body: bytes) -> ListingPage | None:
-    """The page's objects and the rest of it, or None when the fast path should not read this page."""
+    """The page's objects and the rest of it, or None when the fast path should not read this page.
+
+    The objects are cut out of the body as one slice, so they must stand side by side (as
+    S3 writes them, before any ``CommonPrefixes``) and be the only ``<Contents>`` in it.
+    """
     if b"<!" in body:  # a comment, CDATA or a DOCTYPE: not a page as S3 writes them
         return None
+    elements = list(ElementTree.fromstring(body))
+    positions = [i for i, element in enumerate(elements) if _local_name(element) == "Contents"]
     objects = []
-    for element in ElementTree.fromstring(body):
-        if _local_name(element) != "Contents":
-            continue
-        parsed = read_object(element)
+    for position in positions:
+        parsed = read_object(elements[position])
         if parsed is None:
             return None
         objects.append(parsed)
-    remainder, removed = _CONTENTS.subn(b"", body)
-    if removed != len(objects):
+    if not objects:
+        return ListingPage([], body)
+    side_by_side = positions[-1] - positions[0] + 1 == len(positions)
+    if not side_by_side or body.count(_OPEN) != len(objects) or body.count(_CLOSE) != len(objects):
         return None
-    return ListingPage(objects, remainder)
+    start, end = body.find(_OPEN), body.rfind(_CLOSE) + len(_CLOSE)
+    return ListingPage(objects, body[:start] + body[end:])
 
 
 def first_difference(ours: list[dict[str, Any]], botocore: list[dict[str, Any]]) -> str:

@@ -468,7 +468,7 @@ def apply_alert_changes(
     alert is resolved as ``repaired`` with one notice saying what was found and what
     was repaired; one not repaired stays open with ``details.repair_error``.
     """
-    from include.backup_integrity.tasks.repair import REPAIRED
+    from include.backup_integrity.domain.repair import REPAIRED
 
     open_alerts = load_open_alerts(cur, alerts_table)
     plan = plan_alert_changes(open_alerts, results, run_id)

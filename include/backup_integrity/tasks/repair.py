@@ -226,7 +226,7 @@ def execute_repairs(
     ``on_outcome`` is called with each outcome as soon as it is known (outside the
     per-copy error handling: if it raises, the repair stops there).
     """
-    from include.backup_integrity.stores.base import build_backend
+    from include.backup_integrity.stores.factory import build_backend
 
     cache: dict[str, Any] = {}
 

@@ -418,8 +418,8 @@ def verify_and_record(chunk: Chunk, settings: dict[str, Any], run_id: str) -> Ch
     from include.backup_integrity.catalog.scope import chunk_records
     from include.backup_integrity.config.secrets import register_package_secrets
     from include.backup_integrity.config.settings import Settings
-    from include.backup_integrity.stores.base import build_backend
     from include.backup_integrity.stores.breaker import CircuitBreaker
+    from include.backup_integrity.stores.factory import build_backend
     from include.backup_integrity.tasks.results import redact_result
 
     register_package_secrets()

@@ -24,6 +24,11 @@ deduplicated alerts the moment one is not.
 
 Trigger with params to check in `full` mode, over another lookback, or exactly
 the listed `backup_ids`.
+
+Every task has an `execution_timeout` (fixed here: a Variable cannot be read at
+parse time): 30 minutes, and 2 hours for each `verify_chunk`, which stops asking
+stores 5 minutes before its own and reports what it did not ask as
+`backend_error` "not asked: task deadline".
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ from datetime import datetime, timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
 
 from include.backup_integrity.domain.records import Chunk, ChunkOutcome, Statistics
+
+#: How long any task may run (docs/operations.md); a chunk's own is longer, for full-mode reads.
+TASK_TIMEOUT = timedelta(minutes=30)
+CHUNK_TIMEOUT = timedelta(hours=2)
 
 
 def report_verifier_crash(context) -> None:
@@ -50,7 +59,7 @@ def report_verifier_crash(context) -> None:
     max_active_runs=4,
     doc_md=__doc__,
     tags=["backups", "integrity"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "execution_timeout": TASK_TIMEOUT},
     on_failure_callback=report_verifier_crash,
     params={
         "mode": Param(
@@ -101,7 +110,7 @@ def verify_storage_integrity():
         raw = Variable.get(VARIABLE_KEY, default=None)
         end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))
         try:
-            plan = select_backups(raw, params_of_run(dag_run.conf), end)
+            plan = select_backups(raw, params_of_run(dag_run.conf), end, dag_run.run_id)
         except ConfigError as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix configuration
         chunks = plan.pop("chunks")
@@ -109,12 +118,17 @@ def verify_storage_integrity():
         ti.xcom_push(key="settings", value=plan["settings"])
         return chunks
 
-    @task(map_index_template="{{ chunk_label }}", retries=1, multiple_outputs=False)
-    def verify_chunk(chunk: Chunk, settings: dict, run_id=None) -> ChunkOutcome:
+    @task(
+        map_index_template="{{ chunk_label }}",
+        retries=1,
+        multiple_outputs=False,
+        execution_timeout=CHUNK_TIMEOUT,
+    )
+    def verify_chunk(chunk: Chunk, settings: dict, run_id=None, ti=None) -> ChunkOutcome:
         from include.backup_integrity.tasks.pipeline import verify
 
         get_current_context()["chunk_label"] = chunk["label"]
-        return verify(chunk, settings, run_id)
+        return verify(chunk, settings, run_id, ti.task.execution_timeout)
 
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
     @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)

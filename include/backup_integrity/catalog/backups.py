@@ -21,6 +21,7 @@ from include.backup_integrity.catalog.connection import (
     sql,
     transaction,
 )
+from include.backup_integrity.catalog.sessions import take_advisory_lock, use_migration_timeouts
 from include.backup_integrity.domain.records import PASSED, BackupRecord, CheckResult
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def table(name: str) -> sql.Composable:
 
 def lock(cur: Any) -> None:
     """Take the verifier's lock until the transaction ends: serialises concurrent runs' writes."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+    take_advisory_lock(cur, ADVISORY_LOCK_KEY, "another run of the verifier")
 
 
 def ensure_schema(conn: Any) -> None:
@@ -62,6 +63,7 @@ def ensure_schema(conn: Any) -> None:
         if cur.fetchone()[0] == 0:
             return
     with transaction(conn) as cur:
+        use_migration_timeouts(cur)
         lock(cur)
         cur.execute(script)
 

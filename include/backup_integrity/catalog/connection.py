@@ -18,17 +18,29 @@ except ImportError:  # pragma: no cover - psycopg2-only installations
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from include.backup_integrity.config.settings import Settings
+
 __all__ = ["connect_catalog", "sql", "transaction"]
 
 
-def connect_catalog() -> Any:
-    """A DB-API connection for the ``backup_catalog`` Airflow connection."""
+def connect_catalog(settings: Settings | None = None) -> Any:
+    """A DB-API connection for the ``backup_catalog`` Airflow connection, its waits bounded.
+
+    The session's timeouts come from ``settings`` (the Variable's defaults when None).
+    """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    from include.backup_integrity.catalog.sessions import SessionTimeouts, apply_session_timeouts
     from include.backup_integrity.config.settings import CATALOG_CONN_ID, require_connection
 
     require_connection(CATALOG_CONN_ID, "the backup catalog")
-    return PostgresHook(postgres_conn_id=CATALOG_CONN_ID).get_conn()
+    conn = PostgresHook(postgres_conn_id=CATALOG_CONN_ID).get_conn()
+    try:
+        apply_session_timeouts(conn, SessionTimeouts.of(settings))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 @contextmanager

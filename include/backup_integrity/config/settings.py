@@ -68,6 +68,10 @@ class Settings:
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: float = 2
     repair: str = "off"
+    #: Bounded waits: per catalog statement (also idle in a transaction), per lock, per silent store.
+    db_statement_timeout_seconds: int = 900
+    db_lock_timeout_seconds: int = 30
+    store_deadline_seconds: int = 120
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -193,6 +197,14 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         )
     if "stall_after_hours" in data:
         values["stall_after_hours"] = _require_positive_number("stall_after_hours", data["stall_after_hours"])
+    for key in ("db_statement_timeout_seconds", "db_lock_timeout_seconds", "store_deadline_seconds"):
+        if key in data:
+            values[key] = _require_int(key, data[key], minimum=1)
+    statement = values.get("db_statement_timeout_seconds", Settings.db_statement_timeout_seconds)
+    if values.get("db_lock_timeout_seconds", Settings.db_lock_timeout_seconds) > statement:
+        raise ConfigError(
+            f"{_where('db_lock_timeout_seconds')}: must not exceed db_statement_timeout_seconds ({statement})"
+        )
     if "expected_backends" in data:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
     if "repair" in data:

@@ -8,6 +8,7 @@ only when called, never at import.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import zip_longest
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog, transaction
+from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
 from include.backup_integrity.config.secrets import redact, register_package_secrets
 from include.backup_integrity.config.settings import (
     BACKEND_CONN_IDS,
@@ -32,6 +34,7 @@ from include.backup_integrity.stores.preflight import preflight
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import timedelta
 
     from include.backup_integrity.domain.records import Chunk, ChunkOutcome, Statistics
     from include.backup_integrity.tasks.repair import RepairOutcome
@@ -49,69 +52,77 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
     return replace(Settings(), **data)
 
 
-def select_backups(raw_variable: str | None, params: dict[str, Any], window_end: datetime) -> dict[str, Any]:
+def select_backups(
+    raw_variable: str | None, params: dict[str, Any], window_end: datetime, run_id: str | None = None
+) -> dict[str, Any]:
     """Validate the configuration, size the run's scope in SQL and plan bounded chunks."""
     from include.backup_integrity.catalog import scope as scopes
+    from include.backup_integrity.catalog.deadlines import create_store_deadline_table
     from include.backup_integrity.catalog.rotation import RotationPlan, plan_rotation
+    from include.backup_integrity.tasks.deadlines import preflight_deadlines
 
     register_package_secrets()
     settings = parse_settings(raw_variable)
     options = resolve_run_options(settings, params)
     now = max(window_end, datetime.now(UTC))
     route = routes(settings)
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
-        catalog.ensure_schema(conn)
-        window_start: datetime | None = None
-        window_end_out: datetime | None = None
-        skipped: list[str] = []
-        if options.backup_ids:
-            found, skipped = catalog.select_by_ids(conn, settings, options.backup_ids)
-            scope = scopes.ids_scope(r["id"] for r in found)
-            if skipped:
-                log.warning("backup_ids not checked (unknown or not COMPLETED): %s", ", ".join(skipped))
-        else:
-            window_start, window_end_out = catalog.window_for(window_end, options.lookback_days)
-            scope = scopes.window_scope(window_start, window_end_out, options.max_backups)
-        in_scope = (
-            scopes.count_scope(conn, settings, scope)
-            if (scope["backup_ids"] or not options.backup_ids)
-            else 0
-        )
-        unroutable = scopes.unroutable_records(conn, settings, scope) if in_scope else []
-        counts = scopes.routed_counts(conn, settings, scope, route) if in_scope else {}
-        parts = parts_for(counts, settings.chunk_size, settings.max_chunks_per_backend, max_map_length())
-        rotation = (
-            plan_rotation(conn, settings, scope, route, now)
-            if options.mode == "rolling" and in_scope
-            else RotationPlan()
-        )
-        per_backend: list[list[Chunk]] = []
-        for backend, types in route.items():
-            if not parts.get(backend):
-                continue
-            ranges, unrecorded = scopes.key_ranges(conn, settings, scope, backend, types, parts[backend])
-            per_backend.append(
-                build_chunks(
-                    backend,
-                    types,
-                    ranges,
-                    unrecorded,
-                    mode=options.mode,
-                    scope=scope,
-                    now=now.isoformat(),
-                    rehash_through=rotation.cutoffs.get(backend),
-                )
+        with naming_waits(SessionTimeouts.of(settings), "planning the run's chunks"):
+            catalog.ensure_schema(conn)
+            create_store_deadline_table(conn)
+            window_start: datetime | None = None
+            window_end_out: datetime | None = None
+            skipped: list[str] = []
+            if options.backup_ids:
+                found, skipped = catalog.select_by_ids(conn, settings, options.backup_ids)
+                scope = scopes.ids_scope(r["id"] for r in found)
+                if skipped:
+                    log.warning("backup_ids not checked (unknown or not COMPLETED): %s", ", ".join(skipped))
+            else:
+                window_start, window_end_out = catalog.window_for(window_end, options.lookback_days)
+                scope = scopes.window_scope(window_start, window_end_out, options.max_backups)
+            in_scope = (
+                scopes.count_scope(conn, settings, scope)
+                if (scope["backup_ids"] or not options.backup_ids)
+                else 0
             )
-        # Backends take turns in map-index order, so an executor running chunks side by
-        # side asks different stores at once instead of queueing on one.
-        chunks: list[Chunk] = [c for turn in zip_longest(*per_backend) for c in turn if c is not None]
-        conn.commit()
+            unroutable = scopes.unroutable_records(conn, settings, scope) if in_scope else []
+            counts = scopes.routed_counts(conn, settings, scope, route) if in_scope else {}
+            parts = parts_for(counts, settings.chunk_size, settings.max_chunks_per_backend, max_map_length())
+            rotation = (
+                plan_rotation(conn, settings, scope, route, now)
+                if options.mode == "rolling" and in_scope
+                else RotationPlan()
+            )
+            per_backend: list[list[Chunk]] = []
+            for backend, types in route.items():
+                if not parts.get(backend):
+                    continue
+                ranges, unrecorded = scopes.key_ranges(conn, settings, scope, backend, types, parts[backend])
+                per_backend.append(
+                    build_chunks(
+                        backend,
+                        types,
+                        ranges,
+                        unrecorded,
+                        mode=options.mode,
+                        scope=scope,
+                        now=now.isoformat(),
+                        rehash_through=rotation.cutoffs.get(backend),
+                    )
+                )
+            # Backends take turns in map-index order, so an executor running chunks side by
+            # side asks different stores at once instead of queueing on one.
+            chunks: list[Chunk] = [c for turn in zip_longest(*per_backend) for c in turn if c is not None]
+            conn.commit()
+            used = {chunk["backend"] for chunk in chunks}
+            deadlines = preflight_deadlines(conn, settings, run_id, used)
     finally:
         conn.close()
-    for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
+    for backend in sorted(used - {"local"}):
         require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
-    preflight(settings, {chunk["backend"] for chunk in chunks})
+    preflight(settings, used, deadlines)
     checked_at = utc_now_iso()
     decided = [
         make_result(
@@ -160,28 +171,47 @@ def max_map_length() -> int:
     return conf.getint("core", "max_map_length", fallback=1024)
 
 
-def verify(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
-    """Verify one chunk on its backend; every problem becomes a result, recorded as it is found."""
+def verify(
+    chunk: Chunk, settings: dict[str, Any], run_id: str, execution_timeout: timedelta | None = None
+) -> ChunkOutcome:
+    """Verify one chunk on its backend; every problem becomes a result, recorded as it is found.
+
+    Stores are asked until a few minutes before ``execution_timeout`` (the task's), and
+    not past the run's deadline for a store that stopped answering.
+    """
     from include.backup_integrity.catalog import object_state
     from include.backup_integrity.catalog.scope import chunk_records
     from include.backup_integrity.stores.backends import build_backend
     from include.backup_integrity.stores.breaker import CircuitBreaker
+    from include.backup_integrity.stores.deadline import DeadlineGuard
+    from include.backup_integrity.tasks.deadlines import chunk_store_deadline
     from include.backup_integrity.tasks.verify import verify_chunk
 
+    started_at = time.time()
     register_package_secrets()
     parsed = settings_from_dict(settings)
-    backend = CircuitBreaker(build_backend(chunk["backend"], parsed))
-    conn = connect_catalog()
+    timeouts = SessionTimeouts.of(parsed)
+    conn = connect_catalog(parsed)
     try:
-        records = chunk_records(conn, parsed, chunk)
-        recorded = object_state.load_recorded(conn, chunk["backend"], [r["id"] for r in records])
-        states = {backup_id: r.state for backup_id, r in recorded.items()}
-        conn.commit()
+        with naming_waits(timeouts, "reading the chunk's backups"):
+            records = chunk_records(conn, parsed, chunk)
+            recorded = object_state.load_recorded(conn, chunk["backend"], [r["id"] for r in records])
+            states = {backup_id: r.state for backup_id, r in recorded.items()}
+            conn.commit()
+            deadline = chunk_store_deadline(
+                conn,
+                parsed,
+                run_id,
+                chunk["backend"],
+                started_at=started_at,
+                execution_timeout=execution_timeout,
+            )
+        backend = DeadlineGuard(CircuitBreaker(build_backend(chunk["backend"], parsed)), deadline)
         outcome, results, new_states = verify_chunk(chunk, backend, records, states)
         # Failures carry free text from stores and the catalog: it goes to XCom, alerts and the history.
         results = [redact_result(r) if r["kind"] != PASSED else r for r in results]
         outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
-        with transaction(conn) as cur:
+        with naming_waits(timeouts, "recording the chunk's checks"), transaction(conn) as cur:
             object_state.save_checks(cur, run_id, results, new_states, recorded)
     finally:
         conn.close()
@@ -243,9 +273,10 @@ def sources_for_repair(
     wanted = {f["backup_id"] for f in failures if f["kind"] in REPAIRABLE_KINDS and f["backend"]}
     if not wanted:
         return []
-    conn = connect_catalog()
+    settings = settings_from_dict(plan["settings"])
+    conn = connect_catalog(settings)
     try:
-        records, _ = catalog.select_by_ids(conn, settings_from_dict(plan["settings"]), sorted(wanted))
+        records, _ = catalog.select_by_ids(conn, settings, sorted(wanted))
         conn.commit()
     finally:
         conn.close()
@@ -311,27 +342,36 @@ def record_and_alert(
     settings = settings_from_dict(plan["settings"])
     outcomes = list(outcomes)
     failures = failures_of(outcomes, plan)
-    conn = connect_catalog()
+    timeouts = SessionTimeouts.of(settings)
+    conn = connect_catalog(settings)
     try:
         # select_backups created the verifier's tables at the start of this run.
-        with transaction(conn) as cur:
+        with naming_waits(timeouts, "recording the run") as step, transaction(conn) as cur:
             catalog.lock(cur)
             catalog.record_run(cur, run_id, dag_id, dict(statistics))
+            step("recording the run's failures")
             catalog.record_results(cur, run_id, failures)
             open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
             passes = passes_for_alerts(outcomes, open_keys)
             applied = (repairs or []) if plan.get("repair") == APPLY else []
             timestamps, failed = metadata_summaries(outcomes, failures, run_id, applied)
             passed = {"status": "passed", "mode": plan["mode"], "errors": [], "run_id": run_id}
+            step("writing metadata")
             updated = catalog.update_metadata_lazily(cur, settings, timestamps, failed, passed)
+            step("recording repairs")
             record_repairs(cur, run_id, repairs or [])
+            step("writing alerts")
             changes = alerts.apply_alert_changes(
                 cur, settings.alerts_table, failures + passes, run_id, applied
             )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
-        delivery = notify.deliver_pending(
-            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
-        )
+        with naming_waits(timeouts, "recording the delivery of notices"):
+            delivery = notify.deliver_pending(
+                conn,
+                settings.alerts_table,
+                notify.load_targets(),
+                reconnect=lambda: connect_catalog(settings),
+            )
         log.info("notifications: %s", delivery)
     finally:
         conn.close()

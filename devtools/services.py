@@ -185,6 +185,25 @@ def clean_aws_env() -> dict[str, str]:
     return env
 
 
+def s3_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client for a loopback server, with the ``testing`` credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        verify=False,
+        config=Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
 class S3Server:
     """What the tests ask of any S3 server on loopback: its endpoint, a client, a connection."""
 
@@ -196,21 +215,7 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            verify=False,
-            config=Config(
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+        return s3_client(self.endpoint_url)
 
     def airflow_connection(self, conn_id: str) -> dict[str, Any]:
         return {
@@ -315,8 +320,13 @@ class SeaweedServer(S3Server):
                 handle,
             )
         ports = {name: free_port_pair() for name in ("master", "volume", "filer", "admin")}
+        self._grpc_sockets = [
+            f"/tmp/seaweedfs-s3-grpc-{self.port + GRPC_PORT_OFFSET}.sock",
+            f"/tmp/seaweedfs-admin-grpc-{ports['admin'] + GRPC_PORT_OFFSET}.sock",
+        ]
         command = [
             weed_binary(),
+            f"-logdir={self.base_dir}",
             "mini",
             f"-dir={os.path.join(self.base_dir, 'data')}",
             "-ip=127.0.0.1",
@@ -332,6 +342,8 @@ class SeaweedServer(S3Server):
             f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
             f"-s3.config={identities}",
             "-s3.allowDeleteBucketNotEmpty",
+            f"-filer.localSocket={os.path.join(self.base_dir, 'filer.sock')}",
+            f"-s3.localSocket={os.path.join(self.base_dir, 's3.sock')}",
             "-webdav=false",
             "-admin.ui=false",
         ]
@@ -375,6 +387,9 @@ class SeaweedServer(S3Server):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         shutil.rmtree(self.base_dir, ignore_errors=True)
+        for path in getattr(self, "_grpc_sockets", ()):  # weed has no flag to put these elsewhere
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def reset(self) -> None:
         """Delete every bucket with what it holds, so each test starts from an empty server."""
@@ -481,9 +496,7 @@ def apprise_connection(*urls: str) -> dict[str, Any]:
     return {"conn_type": "apprise", "extra": {"config": [{"path": url} for url in urls]}}
 
 
-def store_connections(
-    postgres: PostgresServer, r2: MotoServer, b2: MotoServer, dbname: str
-) -> dict[str, str]:
+def store_connections(postgres: PostgresServer, r2: S3Server, b2: S3Server, dbname: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables for the catalog database and the two S3 stores."""
     return {
         "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps(postgres.airflow_connection(dbname)),

@@ -14,6 +14,7 @@ import botocore.exceptions
 import pytest
 
 from devtools.faultproxy import FaultProxy
+from devtools.services import s3_client
 
 BODY = b"backup bytes " * 100
 SHA256_B64 = base64.b64encode(hashlib.sha256(BODY).digest()).decode()
@@ -77,7 +78,7 @@ def test_the_fault_proxy_can_reject_the_checksum_mode_header_as_b2_did(seaweed_s
     proxy = FaultProxy(seaweed_server.port, http=True).start()
     try:
         proxy.set_mode("reject_checksum_mode")
-        through = type(seaweed_server)("proxied", port=proxy.port).client()
+        through = s3_client(proxy.url)
         assert through.head_object(Bucket="facts-bucket", Key="a/x.dump")["ContentLength"] == len(BODY)
         with pytest.raises(botocore.exceptions.ClientError) as error:
             through.head_object(Bucket="facts-bucket", Key="a/x.dump", ChecksumMode="ENABLED")

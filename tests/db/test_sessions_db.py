@@ -12,17 +12,12 @@ import pytest
 from devtools.seed import seed_backup
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import transaction
-from include.backup_integrity.catalog.deadlines import (
-    create_store_deadline_table,
-    first_timeout_at,
-    record_timeout,
-)
+from include.backup_integrity.catalog.deadlines import first_timeout_at, record_timeout
 from include.backup_integrity.catalog.sessions import (
     CatalogWaitTimeout,
     SessionTimeouts,
     apply_session_timeouts,
     naming_waits,
-    use_migration_timeouts,
 )
 from include.backup_integrity.config.settings import Settings
 
@@ -49,18 +44,12 @@ def holder(stores):
     conn.close()
 
 
-def test_a_session_keeps_its_timeouts_and_a_migration_gets_longer_ones(catalog):
+def test_a_session_keeps_its_timeouts(catalog):
     apply_session_timeouts(catalog, SessionTimeouts(statement_seconds=7, lock_seconds=2))
+    catalog.rollback()  # committed already: a later rollback does not undo them
     assert show(catalog, "statement_timeout") == "7s"
     assert show(catalog, "lock_timeout") == "2s"
     assert show(catalog, "idle_in_transaction_session_timeout") == "7s"
-    catalog.commit()
-
-    with transaction(catalog) as cur:
-        use_migration_timeouts(cur)
-        assert show(catalog, "statement_timeout") == "1h"
-        assert show(catalog, "lock_timeout") == "5min"
-    assert show(catalog, "statement_timeout") == "7s", "only for the migration's transaction"
     catalog.rollback()
 
 
@@ -127,8 +116,6 @@ def test_a_session_idle_in_a_transaction_is_closed_and_the_error_says_so(stores)
 
 
 def test_the_first_timeout_of_a_store_is_the_earliest_any_chunk_recorded(catalog):
-    create_store_deadline_table(catalog)
-    create_store_deadline_table(catalog)  # idempotent, and only looks when the table is there
     with transaction(catalog) as cur:
         assert first_timeout_at(cur, "run-1", "b2") is None
         assert record_timeout(cur, "run-1", "b2", 1_700_000_010.5) == 1_700_000_010.5

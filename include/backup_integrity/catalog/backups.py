@@ -21,7 +21,7 @@ from include.backup_integrity.catalog.connection import (
     sql,
     transaction,
 )
-from include.backup_integrity.catalog.sessions import take_advisory_lock, use_migration_timeouts
+from include.backup_integrity.catalog.sessions import take_advisory_lock
 from include.backup_integrity.domain.records import PASSED, BackupRecord, CheckResult
 
 if TYPE_CHECKING:
@@ -63,7 +63,6 @@ def ensure_schema(conn: Any) -> None:
         if cur.fetchone()[0] == 0:
             return
     with transaction(conn) as cur:
-        use_migration_timeouts(cur)
         lock(cur)
         cur.execute(script)
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 STORE_DEADLINE_TABLE = "backup_integrity_store_deadline"
 
-#: The table as revision ``0003_store_deadlines`` creates it.
+#: The table as revision ``0003_store_deadlines`` creates it (``catalog/migrations/versions/``).
 STORE_DEADLINE_DDL = """
 CREATE TABLE IF NOT EXISTS backup_integrity_store_deadline (
     run_id text NOT NULL,
@@ -27,19 +27,6 @@ CREATE TABLE IF NOT EXISTS backup_integrity_store_deadline (
     PRIMARY KEY (run_id, backend)
 )
 """
-
-
-def create_store_deadline_table(conn: Any) -> None:
-    """Until the Alembic migrations are on main: create the table of revision 0003 if it is not there.
-
-    Looks first, so the usual run takes no lock at all.
-    """
-    with transaction(conn) as cur:
-        cur.execute("SELECT to_regclass(%s) IS NULL", [STORE_DEADLINE_TABLE])
-        missing = cur.fetchone()[0]
-    if missing:
-        with transaction(conn) as cur:
-            cur.execute(STORE_DEADLINE_DDL)
 
 
 def first_timeout_at(cur: Any, run_id: str, backend: str) -> float | None:

@@ -6,7 +6,8 @@ database) sets ``statement_timeout``, ``lock_timeout`` and
 the application, or a session that stopped talking, fails a task with a message
 naming what it waited for instead of hanging it (and everything queued behind
 it). Advisory locks are waited for under the statement timeout instead: another
-run of the verifier may hold one for minutes.
+run of the verifier may hold one for minutes. Migrations set their own, longer bounds
+(:mod:`include.backup_integrity.catalog.schema`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from include.backup_integrity.config.settings import Settings
-
-#: Schema changes may wait longer than a run's statements (they run once per release).
-MIGRATION_STATEMENT_TIMEOUT = "1h"
-MIGRATION_LOCK_TIMEOUT = "5min"
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
@@ -61,14 +58,6 @@ def apply_session_timeouts(conn: Any, timeouts: SessionTimeouts) -> None:
             "set_config('idle_in_transaction_session_timeout', %s, false)",
             [statement, f"{timeouts.lock_seconds}s", statement],
         )
-
-
-def use_migration_timeouts(cur: Any) -> None:
-    """Longer bounds for the rest of this transaction, which changes the schema."""
-    cur.execute(
-        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
-        [MIGRATION_STATEMENT_TIMEOUT, MIGRATION_LOCK_TIMEOUT],
-    )
 
 
 def take_advisory_lock(cur: Any, key: int, holder: str) -> None:

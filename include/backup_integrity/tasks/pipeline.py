@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog, transaction
+from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
 from include.backup_integrity.config.secrets import redact, register_package_secrets
 from include.backup_integrity.config.settings import (
@@ -57,7 +58,6 @@ def select_backups(
 ) -> dict[str, Any]:
     """Validate the configuration, size the run's scope in SQL and plan bounded chunks."""
     from include.backup_integrity.catalog import scope as scopes
-    from include.backup_integrity.catalog.deadlines import create_store_deadline_table
     from include.backup_integrity.catalog.rotation import RotationPlan, plan_rotation
     from include.backup_integrity.tasks.deadlines import preflight_deadlines
 
@@ -69,8 +69,7 @@ def select_backups(
     conn = connect_catalog(settings)
     try:
         with naming_waits(SessionTimeouts.of(settings), "planning the run's chunks"):
-            catalog.ensure_schema(conn)
-            create_store_deadline_table(conn)
+            upgrade_schema(conn)
             window_start: datetime | None = None
             window_end_out: datetime | None = None
             skipped: list[str] = []

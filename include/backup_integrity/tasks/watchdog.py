@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.alerts import (
     ALERT_TYPE,
     OPEN_STATUSES,
@@ -236,12 +235,13 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
 def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
     """Record the verdict in the catalog and deliver its notices (after commit)."""
     from include.backup_integrity.catalog.connection import connect_catalog
+    from include.backup_integrity.catalog.schema import upgrade_schema
     from include.backup_integrity.notify import delivery as notify
 
     timeouts = SessionTimeouts.of(settings)
     conn = connect_catalog(settings)
     try:
-        catalog.ensure_schema(conn)  # the outbox may not exist yet if the verifier never ran
+        upgrade_schema(conn)  # the outbox may not exist yet if the verifier never ran
         with naming_waits(timeouts, "recording the watchdog's verdict"), transaction(conn) as cur:
             change = apply_verdict(cur, settings.alerts_table, verdict, run_id)
         log.log(

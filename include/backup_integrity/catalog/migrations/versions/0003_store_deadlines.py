@@ -1,7 +1,10 @@
 """The first timeout of each store in a run, shared by the run's chunks (bounded waits).
 
 Revision ID: 0003_store_deadlines
-Revises: 0002_restore_drills
+Revises: 0001_baseline
+
+Chained to the baseline until the restore drills' ``0002_restore_drills`` is merged:
+then ``down_revision`` becomes that one (one chain, one head).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0003_store_deadlines"
-down_revision = "0002_restore_drills"
+down_revision = "0001_baseline"
 branch_labels = None
 depends_on = None
 

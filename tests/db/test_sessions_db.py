@@ -12,7 +12,7 @@ import pytest
 from devtools.seed import seed_backup
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import transaction
-from include.backup_integrity.catalog.deadlines import first_timeout_at, record_timeout
+from include.backup_integrity.catalog.deadlines import first_timeout_at, forget_run, record_timeout
 from include.backup_integrity.catalog.sessions import (
     CatalogWaitTimeout,
     SessionTimeouts,
@@ -124,3 +124,6 @@ def test_the_first_timeout_of_a_store_is_the_earliest_any_chunk_recorded(catalog
         assert record_timeout(cur, "run-2", "b2", 1_700_000_030.0) == 1_700_000_030.0
         assert first_timeout_at(cur, "run-1", "b2") == 1_700_000_005.0
         assert first_timeout_at(cur, "run-1", "r2") is None
+        forget_run(cur, "run-1")  # the run was cleared: its clocks start afresh
+        assert first_timeout_at(cur, "run-1", "b2") is None
+        assert first_timeout_at(cur, "run-2", "b2") == 1_700_000_030.0

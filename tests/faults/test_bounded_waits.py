@@ -171,7 +171,7 @@ class ConnectionTimes:
 
 
 def test_a_store_that_stops_answering_costs_the_run_its_deadline_across_all_chunks(
-    stores, through_proxies, run_with_retries, monkeypatch, airflow_env
+    stores, through_proxies, run_with_retries, run_dag, monkeypatch, airflow_env
 ):
     store_deadline = 6
     set_variable(
@@ -232,6 +232,13 @@ def test_a_store_that_stops_answering_costs_the_run_its_deadline_across_all_chun
         first_timeout,
     )
     assert len(connections.times) <= 6, "without the deadline: 3 attempts for each of 5 bucket checks"
+
+    # The store is back and the run is cleared: the cleared run starts with fresh clocks.
+    b2.passthrough()
+    again = run_dag(again=outcome)
+    assert again.run_id == outcome.run_id
+    assert again.state == "success", again
+    assert {results(stores, again.run_id)[(b.id, "b2")] for b in backups} == {"passed"}
 
 
 # ----------------------------------------------------------------------------- a chunk's own deadline

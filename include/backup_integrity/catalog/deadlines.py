@@ -3,7 +3,8 @@
 A store that stops answering may cost a run ``store_deadline_seconds`` from its
 first timeout, whichever chunk saw it: chunks run in separate processes (and
 retries later), so the moment is kept in ``backup_integrity_store_deadline``, one
-row per run and backend that timed out, the earliest kept.
+row per run and backend that timed out, the earliest kept. ``select_backups`` forgets
+the run's rows, so a cleared run starts with fresh clocks.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def first_timeout_at(cur: Any, run_id: str, backend: str) -> float | None:
     )
     row = cur.fetchone()
     return row[0].timestamp() if row else None
+
+
+def forget_run(cur: Any, run_id: str) -> None:
+    """Start the run's clocks afresh (a cleared run is asked again as a new one)."""
+    cur.execute("DELETE FROM backup_integrity_store_deadline WHERE run_id = %s", [run_id])
 
 
 def record_timeout(cur: Any, run_id: str, backend: str, at: float) -> float:

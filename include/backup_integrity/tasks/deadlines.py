@@ -62,5 +62,13 @@ def chunk_store_deadline(
 def preflight_deadlines(
     conn: Any, settings: Settings, run_id: str | None, backends: Iterable[str]
 ) -> dict[str, StoreDeadline]:
-    """The S3 backends' deadlines for the bucket checks of ``select_backups``."""
+    """The S3 backends' deadlines for the bucket checks of ``select_backups``, on fresh clocks.
+
+    The run starts here: whatever an earlier attempt of the same run recorded (a cleared
+    run) is forgotten, so the stores are asked again as in a new run.
+    """
+    if run_id is not None:
+        with conn.cursor() as cur:
+            shared.forget_run(cur, run_id)
+        conn.commit()
     return {b: store_deadline(conn, settings, run_id, b) for b in sorted(set(backends)) if b != "local"}

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from devtools.seed import seed_backup
-from include.backup_integrity.catalog import backups as catalog
-from include.backup_integrity.catalog.connection import transaction
+from include.backup_integrity.catalog.backups import update_metadata_lazily
+from include.backup_integrity.catalog.connection import ADVISORY_LOCK_KEY, lock, transaction
 from include.backup_integrity.catalog.deadlines import first_timeout_at, forget_run, record_timeout
 from include.backup_integrity.catalog.sessions import (
     CatalogWaitTimeout,
@@ -55,11 +55,11 @@ def test_a_session_keeps_its_timeouts(catalog):
 
 def test_the_advisory_lock_is_waited_for_up_to_the_statement_timeout_not_the_lock_timeout(bounded, holder):
     with holder.cursor() as cur:  # another run of the verifier holds the lock
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [catalog.ADVISORY_LOCK_KEY])
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
 
     started = time.monotonic()
     with pytest.raises(CatalogWaitTimeout) as raised, transaction(bounded) as cur:
-        catalog.lock(cur)
+        lock(cur)
     waited = time.monotonic() - started
 
     assert 2.9 <= waited < 6, waited
@@ -69,7 +69,7 @@ def test_the_advisory_lock_is_waited_for_up_to_the_statement_timeout_not_the_loc
     )
     holder.rollback()
     with transaction(bounded) as cur:
-        catalog.lock(cur)
+        lock(cur)
         assert show(bounded, "lock_timeout") == "1s", "other locks keep the lock timeout"
 
 
@@ -83,7 +83,7 @@ def test_a_row_lock_held_by_the_application_fails_the_write_naming_the_lock(stor
     def write_metadata() -> None:
         with naming_waits(timeouts, "recording the run") as step, transaction(bounded) as cur:
             step("writing metadata")
-            catalog.update_metadata_lazily(cur, Settings(), {backup.id: checked_at}, {}, {"status": "passed"})
+            update_metadata_lazily(cur, Settings(), {backup.id: checked_at}, {}, {"status": "passed"})
 
     started = time.monotonic()
     with pytest.raises(CatalogWaitTimeout) as raised:

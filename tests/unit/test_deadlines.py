@@ -12,8 +12,8 @@ from include.backup_integrity.catalog.deadlines import STORE_DEADLINE_DDL
 from include.backup_integrity.catalog.sessions import CatalogWaitTimeout, SessionTimeouts, naming_waits
 from include.backup_integrity.config.settings import ConfigError, parse_settings
 from include.backup_integrity.domain import deadlines
-from include.backup_integrity.stores.backends import LocalBackend
 from include.backup_integrity.stores.deadline import DeadlineGuard, RequestRefused, StoreDeadline
+from include.backup_integrity.stores.local import LocalBackend
 
 REPO = Path(__file__).resolve().parents[2]
 

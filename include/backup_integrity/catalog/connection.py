@@ -1,4 +1,4 @@
-"""The catalog connection and a driver-neutral transaction helper.
+"""The catalog connection, a driver-neutral transaction helper, bulk writes and the verifier's lock.
 
 The postgres provider hands out psycopg 3 connections when psycopg 3 is
 installed (as pinned here) and psycopg2 ones otherwise; the two disagree on
@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
     from include.backup_integrity.config.settings import Settings
 
-__all__ = ["connect_catalog", "sql", "transaction"]
+__all__ = ["ADVISORY_LOCK_KEY", "connect_catalog", "lock", "sql", "transaction"]
+
+#: Serialises schema creation and alert bookkeeping across concurrent runs.
+ADVISORY_LOCK_KEY = 0x0B1C_1A7E
 
 
 def connect_catalog(settings: Settings | None = None) -> Any:
@@ -41,6 +44,16 @@ def connect_catalog(settings: Settings | None = None) -> Any:
         conn.close()
         raise
     return conn
+
+
+def lock(cur: Any) -> None:
+    """Take the verifier's lock until the transaction ends: serialises concurrent runs' writes.
+
+    Waited for up to the statement timeout (another run may hold it for minutes).
+    """
+    from include.backup_integrity.catalog.sessions import take_advisory_lock
+
+    take_advisory_lock(cur, ADVISORY_LOCK_KEY, "another run of the verifier")
 
 
 @contextmanager

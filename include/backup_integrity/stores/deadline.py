@@ -25,7 +25,7 @@ from include.backup_integrity.domain.checks import Observation
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from include.backup_integrity.stores.backends import Backend, FolderListing, Listed
+    from include.backup_integrity.stores.base import Backend, FolderListing, Listed
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class DeadlineGuard:
         return self._ask(lambda: self.backend.read(path, listed))
 
     def list_keys(self, keys: list[str]) -> FolderListing:
-        from include.backup_integrity.stores.backends import FolderListing
+        from include.backup_integrity.stores.base import FolderListing
 
         refused = self.deadline.refusal(self._needs())
         if refused:

@@ -38,7 +38,7 @@ from tests.support.catalog_schema import (
 )
 from tests.support.connections import set_connection, set_variable
 
-HEAD = "0001_baseline"
+HEAD = "0003_store_deadlines"
 VERIFIER_TABLES = [
     "backup_integrity_alert_occurrence",
     "backup_integrity_notification",
@@ -46,6 +46,7 @@ VERIFIER_TABLES = [
     "backup_integrity_repair",
     "backup_integrity_result",
     "backup_integrity_run",
+    "backup_integrity_store_deadline",
 ]
 BACKUP_ID = "00000000-0000-0000-0000-0000000000b1"
 

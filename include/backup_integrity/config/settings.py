@@ -126,6 +126,10 @@ class Settings(BaseModel):
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: Hours = 2
     repair: RepairMode = "off"
+    #: Bounded waits: per catalog statement (also idle in a transaction), per lock, per silent store.
+    db_statement_timeout_seconds: Count = 900
+    db_lock_timeout_seconds: Count = 30
+    store_deadline_seconds: Count = 120
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -187,7 +191,7 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(f"Variable {VARIABLE_KEY!r} must be a JSON object, got {type(data).__name__}")
     try:
-        return Settings.model_validate(data)
+        return _waits_in_order(Settings.model_validate(data))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
@@ -211,3 +215,13 @@ def require_connection(conn_id: str, purpose: str) -> None:
             f"Airflow connection {conn_id!r} ({purpose}) is not defined; create it in the UI, "
             f"as AIRFLOW_CONN_{conn_id.upper()} or in your secrets backend"
         ) from None
+
+
+def _waits_in_order(settings: Settings) -> Settings:
+    """A lock may not be waited for longer than the statement that waits for it may run."""
+    if settings.db_lock_timeout_seconds > settings.db_statement_timeout_seconds:
+        raise ConfigError(
+            f"{_where('db_lock_timeout_seconds')}: must not exceed db_statement_timeout_seconds "
+            f"({settings.db_statement_timeout_seconds})"
+        )
+    return settings

@@ -73,7 +73,7 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
         return []
     if mode == PLAN:
         repairs = planned_outcomes(tasks)
-        record_outcomes(run_id, repairs)
+        record_outcomes(run_id, repairs, Settings.from_dict(plan["settings"]))
         log.info("repair plan (nothing copied): %d bad copies", len(repairs))
     else:
         repairs = apply_repairs(tasks, Settings.from_dict(plan["settings"]), run_id)
@@ -89,7 +89,7 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
 
 def apply_repairs(tasks: list[RepairTask], settings: Settings, run_id: str) -> list[RepairOutcome]:
     """Repair what an earlier try of this run did not prove; record each outcome as it comes."""
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
         with conn.cursor() as cur:
             recorded = load_recorded(cur, run_id)
@@ -108,13 +108,13 @@ def apply_repairs(tasks: list[RepairTask], settings: Settings, run_id: str) -> l
                 outcome["repaired_at"],
             )
     todo = [task for index, task in enumerate(tasks) if index not in proven]
-    made = iter(execute_repairs(todo, settings, on_outcome=lambda o: record_outcomes(run_id, [o])))
+    made = iter(execute_repairs(todo, settings, on_outcome=lambda o: record_outcomes(run_id, [o], settings)))
     return [proven[index] if index in proven else next(made) for index in range(len(tasks))]
 
 
-def record_outcomes(run_id: str, repairs: list[RepairOutcome]) -> None:
+def record_outcomes(run_id: str, repairs: list[RepairOutcome], settings: Settings | None = None) -> None:
     """Record outcomes in their own transaction: what was done survives whatever comes next."""
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
         with transaction(conn) as cur:
             record_repairs(cur, run_id, repairs)
@@ -133,9 +133,10 @@ def sources_for_repair(
     wanted = {f["backup_id"] for f in failures if f["kind"] in REPAIRABLE_KINDS and f["backend"]}
     if not wanted:
         return []
-    conn = connect_catalog()
+    settings = Settings.from_dict(plan["settings"])
+    conn = connect_catalog(settings)
     try:
-        records, _ = catalog.select_by_ids(conn, Settings.from_dict(plan["settings"]), sorted(wanted))
+        records, _ = catalog.select_by_ids(conn, settings, sorted(wanted))
         conn.commit()
     finally:
         conn.close()

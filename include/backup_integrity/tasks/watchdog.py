@@ -22,9 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from include.backup_integrity.catalog.alert_store import add_occurrence, insert_alert, observe
-from include.backup_integrity.catalog.connection import lock, sql, transaction
+from include.backup_integrity.catalog.connection import sql, transaction
 from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.catalog.outbox import queue_notice
+from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits, take_advisory_lock
 from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ SEVERITY = "CRITICAL"
 #: The verifier's schedule (``0 * * * *``): one run per hour, its data interval the hour before.
 SCHEDULE_STEP = timedelta(hours=1)
 FINISHED_STATES = ("success", "failed")
+#: The watchdog's own lock (never the verifier's: a verifier run that is stuck holding its
+#: lock must not stop the one component meant to notice it).
+WATCHDOG_ADVISORY_LOCK_KEY = 0x0B1C_57A1
 
 
 class RunCounter(Protocol):
@@ -164,7 +168,7 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
 
     Returns what changed: ``opened``, ``updated``, ``resolved`` or ``none``.
     """
-    lock(cur)  # the same lock as the verifier's alert writes: one open stall alert at most
+    take_advisory_lock(cur, WATCHDOG_ADVISORY_LOCK_KEY, "another run of the watchdog")  # one stall alert
     existing = _open_stalled_alert(cur, alerts_table)
     message = _message(verdict)
     if verdict.stalled and existing is None:
@@ -229,10 +233,11 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
     from include.backup_integrity.catalog.schema import upgrade_schema
     from include.backup_integrity.notify import delivery as notify
 
-    conn = connect_catalog()
+    timeouts = SessionTimeouts.of(settings)
+    conn = connect_catalog(settings)
     try:
         upgrade_schema(conn)  # the outbox may not exist yet if the verifier never ran
-        with transaction(conn) as cur:
+        with naming_waits(timeouts, "recording the watchdog's verdict"), transaction(conn) as cur:
             change = apply_verdict(cur, settings.alerts_table, verdict, run_id)
         log.log(
             logging.ERROR if verdict.stalled else logging.INFO,
@@ -241,7 +246,8 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
             change,
             verdict.reason,
         )
-        delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
+        with naming_waits(timeouts, "recording the delivery of notices"):
+            delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
     finally:
         conn.close()
     return {"verdict": verdict.to_dict(), "alert": change, "notifications": delivery}

@@ -107,6 +107,15 @@ CREATE TABLE IF NOT EXISTS backup_integrity_repair (
 CREATE INDEX IF NOT EXISTS backup_integrity_repair_backup_idx
     ON backup_integrity_repair (backup_id, backend, recorded_at DESC);
 
+-- The first timeout of each store in a run (revision 0003_store_deadlines): a store that stops
+-- answering is asked for at most store_deadline_seconds from then, by every chunk of the run.
+CREATE TABLE IF NOT EXISTS backup_integrity_store_deadline (
+    run_id text NOT NULL,
+    backend text NOT NULL,
+    first_timeout_at timestamptz NOT NULL,
+    PRIMARY KEY (run_id, backend)
+);
+
 -- For the dashboard: failures by day, and the last byte-for-byte read of each copy,
 -- without scanning the (much larger) passing history.
 CREATE INDEX IF NOT EXISTS backup_integrity_result_failed_idx

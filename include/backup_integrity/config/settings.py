@@ -68,6 +68,10 @@ class Settings:
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: float = 2
     repair: str = "off"
+    #: A backend incident: at least this many copies missing or the wrong size in one run...
+    incident_min_copies: int = 20
+    #: ...making at least this share of the backend's store-answered checks.
+    incident_ratio: float = 0.5
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -197,7 +201,19 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
     if "repair" in data:
         values["repair"] = _require_repair_mode(_where("repair"), data["repair"])
+    if "incident_min_copies" in data:
+        values["incident_min_copies"] = _require_int(
+            "incident_min_copies", data["incident_min_copies"], minimum=1
+        )
+    if "incident_ratio" in data:
+        values["incident_ratio"] = _require_ratio("incident_ratio", data["incident_ratio"])
     return replace(Settings(), **values)
+
+
+def _require_ratio(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ConfigError(f"{_where(key)}: expected a number > 0 and <= 1, got {value!r}")
+    return float(value)
 
 
 def _require_repair_mode(where: str, value: Any) -> str:

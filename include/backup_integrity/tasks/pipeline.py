@@ -30,6 +30,7 @@ from include.backup_integrity.domain.planning import build_chunks, parts_for, ro
 from include.backup_integrity.domain.records import INVALID_RECORD, PASSED, CheckResult, unpack_ids
 from include.backup_integrity.domain.statistics import run_failed, statistics_from_outcomes
 from include.backup_integrity.stores.preflight import preflight
+from include.backup_integrity.tasks.incidents import held_backends, refuse_repairs_on, run_incidents
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -206,13 +207,16 @@ def repair(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any]) -> list[Repai
     if mode == repairing.OFF:
         return []
     outcomes = list(outcomes)
+    settings = settings_from_dict(plan["settings"])
     failures = failures_of(outcomes, plan)
     tasks = repairing.plan_repairs(failures + sources_for_repair(outcomes, failures, plan))
+    held = held_backends(run_incidents(outcomes, plan["decided"], settings), settings) if tasks else []
+    tasks, refused = refuse_repairs_on(tasks, held)
     if mode == repairing.PLAN:
-        repairs = repairing.planned_outcomes(tasks)
+        repairs = refused + repairing.planned_outcomes(tasks)
         log.info("repair plan (nothing copied): %d bad copies", len(repairs))
     else:
-        repairs = repairing.execute_repairs(tasks, settings_from_dict(plan["settings"]))
+        repairs = refused + repairing.execute_repairs(tasks, settings)
         log.info(
             "repairs: %d repaired, %d not repaired",
             sum(1 for o in repairs if o["status"] == repairing.REPAIRED),
@@ -286,6 +290,8 @@ def aggregate(
     )
     stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
     stats.update(repair_statistics(plan.get("repair", "off"), list(repairs or [])))  # type: ignore[typeddict-item]
+    settings = settings_from_dict(plan["settings"])
+    stats["backend_incidents"] = held_backends(run_incidents(outcomes, plan["decided"], settings), settings)
     log.info("run statistics: %s", stats)
     emit_statistics(stats)
     return stats
@@ -327,7 +333,12 @@ def record_and_alert(
             updated = catalog.update_metadata_lazily(cur, settings, timestamps, failed, passed)
             record_repairs(cur, run_id, repairs or [])
             changes = alerts.apply_alert_changes(
-                cur, settings.alerts_table, failures + passes, run_id, applied
+                cur,
+                settings.alerts_table,
+                failures + passes,
+                run_id,
+                applied,
+                incidents=run_incidents(outcomes, plan["decided"], settings),
             )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
         delivery = notify.deliver_pending(

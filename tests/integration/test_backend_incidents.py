@@ -204,3 +204,29 @@ def test_under_the_threshold_failures_alert_per_copy_as_before(stores, run_dag, 
     )
     assert "backend_incident" not in by_key[(None, None, "summary")]["details"]["counts"]
     assert len(webhook.messages) == 4
+
+
+def test_a_wrong_bucket_is_an_incident_and_nothing_is_uploaded_into_it(
+    stores, run_dag, webhook, monkeypatch, airflow_env
+):
+    """The b2 bucket named in the Variable exists but is empty (the wrong one): with a smaller
+    incident_min_copies, eight backups are enough to tell, and none is copied into it."""
+    backups = [seed_backup(stores) for _ in range(8)]
+    stores.b2.create_bucket(Bucket="wrong-bucket")
+    set_variable(
+        monkeypatch,
+        {**airflow_env, "b2_bucket": "wrong-bucket", "repair": "apply", "incident_min_copies": 5},
+    )
+
+    outcome = run_dag()
+
+    assert outcome.state == "failed"
+    assert outcome.statistics["backend_incidents"] == ["b2"]
+    assert outcome.statistics["repair_failed"] == len(backups)
+    assert stores.b2.list_objects_v2(Bucket="wrong-bucket").get("KeyCount", 0) == 0
+    assert list(open_alerts_by_key(stores)) == [(None, "b2", "backend_incident")]
+    [incident] = incidents(stores)
+    assert incident["details"]["affected_count"] == len(backups)
+    assert incident["details"]["kinds"] == {"missing": len(backups)}
+    assert sorted(incident["details"]["sample"]) == sorted(b.id for b in backups)
+    assert len(webhook.messages) == 1

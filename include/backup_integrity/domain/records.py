@@ -21,6 +21,10 @@ CHECKSUM_MISMATCH = "checksum_mismatch"
 #: Failure kinds in the order in which the first that applies wins.
 FAILURE_KINDS = (INVALID_RECORD, BACKEND_ERROR, MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH)
 
+#: The alerts the verifier raises and the statuses in which an alert is still open.
+ALERT_TYPE = "INTEGRITY_FAILURE"
+OPEN_STATUSES = ("ACTIVE", "ACKNOWLEDGED")
+
 #: How strongly a result proves the content: read byte for byte, a
 #: store-computed whole-object SHA-256, or the size only.
 EVIDENCE_CONTENT = "content_sha256"

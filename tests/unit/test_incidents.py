@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from include.backup_integrity.catalog.alerts import OpenAlert, plan_alert_changes
 from include.backup_integrity.config.settings import ConfigError, parse_settings
+from include.backup_integrity.domain.alerts import OpenAlert, plan_alert_changes
 from include.backup_integrity.domain.incidents import (
     BACKEND_INCIDENT,
     REPAIR_REFUSAL,
@@ -27,8 +27,8 @@ from include.backup_integrity.domain.records import (
     ChunkOutcome,
     pack_ids,
 )
+from include.backup_integrity.domain.repair import REFUSED, plan_repairs
 from include.backup_integrity.tasks.incidents import refuse_repairs_on, rule_of
-from include.backup_integrity.tasks.repair import REFUSED, plan_repairs
 from tests.support.records import CHECKED_AT, EARLIER, LATER, check_result
 
 RUN_ID = "scheduled__2026-03-01T11:00:00+00:00"

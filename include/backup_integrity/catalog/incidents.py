@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.backup_integrity.catalog.alerts import ALERT_TYPE, OPEN_STATUSES
-from include.backup_integrity.catalog.backups import table
 from include.backup_integrity.catalog.connection import sql
+from include.backup_integrity.catalog.identifiers import table
+from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
 from include.backup_integrity.domain.incidents import BACKEND_INCIDENT, OpenIncident
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from include.backup_integrity.domain.checks import store_answered
 from include.backup_integrity.domain.records import MISSING, SIZE_MISMATCH, unpack_ids
+from include.backup_integrity.domain.timestamps import is_later, parse_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -179,7 +179,11 @@ class RunIncidents:
             if backend in held:
                 continue
             tally = self.tallies.get(backend, BackendTally(backend))
-            if self.rule.can_resolve(tally) and _later(tally.checked_at, incident.last_seen):
+            if (
+                self.rule.can_resolve(tally)
+                and tally.checked_at is not None
+                and is_later(tally.checked_at, parse_timestamp(incident.last_seen))
+            ):
                 decision.resolved.append((incident, tally))
             elif tally.affected:
                 held.add(backend)
@@ -279,19 +283,3 @@ def resolution_message(tally: BackendTally, run_id: str) -> str:
         f"{tally.answered} copies its store answered for are missing or the wrong size (run {run_id}); "
         "what still fails is reported per copy."
     )
-
-
-def _later(checked_at: str | None, last_seen: str | None) -> bool:
-    when = _at(checked_at)
-    seen = _at(last_seen)
-    return when is not None and (seen is None or when > seen)
-
-
-def _at(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

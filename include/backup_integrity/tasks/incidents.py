@@ -12,13 +12,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from include.backup_integrity.domain.incidents import REPAIR_REFUSAL, IncidentRule, RunIncidents, assess_run
+from include.backup_integrity.domain.repair import REFUSED, outcome_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.domain.records import CheckResult, ChunkOutcome
-    from include.backup_integrity.tasks.repair import RepairOutcome, RepairTask
+    from include.backup_integrity.domain.repair import RepairOutcome, RepairTask
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ def refuse_repairs_on(
     tasks: list[RepairTask], held: Iterable[str]
 ) -> tuple[list[RepairTask], list[RepairOutcome]]:
     """The repairs still to plan or make, and those refused because their backend is in incident."""
-    from include.backup_integrity.tasks.repair import REFUSED, outcome_of
-
     held = set(held)
     kept = [t for t in tasks if t["backend"] not in held]
     refused = [

@@ -89,7 +89,7 @@ def test_an_empty_local_root_is_one_incident_until_the_folder_is_back(
     assert len(details["sample"]) == 20
     assert set(details["sample"]) <= {b.id for b in backups}
     assert details["occurrences"] == 1
-    for cause in ("not mounted", "bucket or endpoint", "deleted en masse"):
+    for cause in ("volume not mounted", "wrong bucket or endpoint", "mass deletion"):
         assert cause in incident["message"]
     assert len(webhook.messages) == 1, [m["title"] for m in webhook.messages]
     assert len(smtp.messages) == 1

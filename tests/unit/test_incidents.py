@@ -283,7 +283,7 @@ def test_an_incident_is_one_critical_alert_instead_of_one_per_copy():
     assert details["sample"] == sorted(backups)[:SAMPLE_SIZE]
     assert details["first_seen"] == details["last_seen"] == CHECKED_AT
     assert details["occurrences"] == 1
-    for cause in ("not mounted", "bucket or endpoint", "deleted en masse"):
+    for cause in ("volume not mounted", "wrong bucket or endpoint", "mass deletion"):
         assert cause in alert.message
     assert plan.summary is None, "one incident alone needs no summary"
 

@@ -38,8 +38,8 @@ SAMPLE_SIZE = 20
 #: The reason every repair on a backend in incident is refused with.
 REPAIR_REFUSAL = "backend incident"
 LIKELY_CAUSES = (
-    "the volume is not mounted (or a different one is), the bucket or endpoint is wrong "
-    "(an empty bucket of the same name), or the backups were deleted en masse"
+    "volume not mounted (or another one mounted in its place), wrong bucket or endpoint "
+    "(an empty bucket of the same name), or mass deletion of the backups"
 )
 
 
@@ -88,16 +88,16 @@ def tally_backends(
     affected_ids: dict[str, list[str]] = {}
     latest: dict[str, str] = {}
 
-    def saw(backend: str, checked_at: str) -> None:
-        answered[backend] += 1
+    def saw(backend: str, checked_at: str, checks: int = 1) -> None:
+        answered[backend] += checks
         latest[backend] = max(latest.get(backend, ""), checked_at)
 
     failures = list(decided)
     for outcome in outcomes:
         failures.extend(outcome["failures"])
-        for packed in outcome["passed"].values():
-            for _ in unpack_ids(packed):
-                saw(outcome["backend"], outcome["checked_at"])
+        passes = sum(len(unpack_ids(packed)) for packed in outcome["passed"].values())
+        if passes:
+            saw(outcome["backend"], outcome["checked_at"], passes)
     for result in failures:
         backend = result["backend"]
         if not backend or not store_answered(result):
@@ -255,7 +255,7 @@ def incident_content(tally: BackendTally, rule: IncidentRule, run_id: str) -> tu
     message = (
         f"Backend incident on {tally.backend}: {tally.affected} of the {tally.answered} copies its "
         f"store answered for in run {run_id} are missing or the wrong size ({counts}; e.g. "
-        f"{examples}). One cause is likely: {LIKELY_CAUSES}. No per-copy alert is raised and no "
+        f"{examples}). Likely one cause: {LIKELY_CAUSES}. No per-copy alert is raised and no "
         f"copy is repaired on {tally.backend} until a run finds it under the threshold."
     )
     details = {

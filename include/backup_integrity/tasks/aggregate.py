@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.repair import OFF, plan_repairs, repair_statistics, unfinished_outcomes
 from include.backup_integrity.domain.statistics import statistics_from_outcomes
-from include.backup_integrity.tasks.incidents import held_backends, run_incidents
+from include.backup_integrity.tasks.incidents import held_backends
 from include.backup_integrity.tasks.results import failures_of
 
 if TYPE_CHECKING:
@@ -81,8 +80,7 @@ def aggregate(
     )
     stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
     stats.update(repair_statistics(plan.get("repair", OFF), list(repairs or [])))  # type: ignore[typeddict-item]
-    settings = Settings.from_dict(plan["settings"])
-    stats["backend_incidents"] = held_backends(run_incidents(outcomes, plan["decided"], settings), settings)
+    stats["backend_incidents"] = held_backends(outcomes, plan)
     log.info("run statistics: %s", stats)
     emit_statistics(stats)
     return stats

@@ -70,7 +70,7 @@ def raise_alerts(
                 failures + passes,
                 run_id,
                 applied,
-                incidents=run_incidents(outcomes, plan["decided"], settings),
+                incidents=run_incidents(outcomes, plan),
             )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
         delivery = notify.deliver_pending(

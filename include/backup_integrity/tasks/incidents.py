@@ -1,24 +1,32 @@
-"""Backend incidents in the task bodies: which backends a run holds back, and the repairs it refuses.
+"""Backend incidents in the task bodies: the run's tallies, the backends it holds back, refused repairs.
 
 The decision is :mod:`include.backup_integrity.domain.incidents`; this module
-feeds it the run's outcomes and settings, and reads the catalog only when a
-backend has failures the run alone does not call an incident (an incident still
-open from an earlier run may hold them).
+feeds it the run's outcomes and plan. ``select_backups`` puts the incidents open
+when the run started into the plan (``open_incidents``), so ``repair_copies`` and
+``aggregate_results`` decide without the catalog; ``raise_alerts`` decides again
+on the alert rows themselves, under the verifier's lock.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.domain.incidents import REPAIR_REFUSAL, IncidentRule, RunIncidents, assess_run
+from include.backup_integrity.config.settings import Settings
+from include.backup_integrity.domain.incidents import (
+    REPAIR_REFUSAL,
+    IncidentRule,
+    OpenIncident,
+    RunIncidents,
+    assess_run,
+)
 from include.backup_integrity.domain.repair import REFUSED, outcome_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from include.backup_integrity.config.settings import Settings
-    from include.backup_integrity.domain.records import CheckResult, ChunkOutcome
+    from include.backup_integrity.domain.records import ChunkOutcome
     from include.backup_integrity.domain.repair import RepairOutcome, RepairTask
 
 log = logging.getLogger(__name__)
@@ -28,27 +36,20 @@ def rule_of(settings: Settings) -> IncidentRule:
     return IncidentRule(min_copies=settings.incident_min_copies, ratio=settings.incident_ratio)
 
 
-def run_incidents(
-    outcomes: Iterable[ChunkOutcome], decided: Iterable[CheckResult], settings: Settings
-) -> RunIncidents:
-    return assess_run(outcomes, decided, rule_of(settings))
+def run_incidents(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any]) -> RunIncidents:
+    """The run's tallies per backend under the Variable's incident rule."""
+    return assess_run(outcomes, plan["decided"], rule_of(Settings.from_dict(plan["settings"])))
 
 
-def held_backends(incidents: RunIncidents, settings: Settings) -> list[str]:
-    """The backends in incident for this run: found so now, or still open and not disproved."""
-    suspects = {backend for backend, tally in incidents.tallies.items() if tally.affected}
-    if suspects <= set(incidents.found):
-        return incidents.found
-    from include.backup_integrity.catalog.connection import connect_catalog, transaction
-    from include.backup_integrity.catalog.incidents import load_open_incidents
+def open_incidents_for_plan(open_incidents: Iterable[OpenIncident]) -> list[dict[str, Any]]:
+    """The open incidents as the plan carries them (XCom: plain JSON)."""
+    return [asdict(incident) for incident in open_incidents]
 
-    conn = connect_catalog()
-    try:
-        with transaction(conn) as cur:
-            open_incidents = load_open_incidents(cur, settings.alerts_table)
-    finally:
-        conn.close()
-    return incidents.decide(open_incidents).held
+
+def held_backends(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any]) -> list[str]:
+    """The backends in incident for this run: found so now, or open when it started and not disproved."""
+    open_incidents = [OpenIncident(**incident) for incident in plan.get("open_incidents") or []]
+    return run_incidents(outcomes, plan).decide(open_incidents).held
 
 
 def refuse_repairs_on(

@@ -44,7 +44,7 @@ from include.backup_integrity.stores.copying import (
     require_catalog_bytes,
     write_blocks,
 )
-from include.backup_integrity.tasks.incidents import held_backends, refuse_repairs_on, run_incidents
+from include.backup_integrity.tasks.incidents import held_backends, refuse_repairs_on
 from include.backup_integrity.tasks.results import failures_of, passed_result
 
 if TYPE_CHECKING:
@@ -73,8 +73,7 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     tasks = plan_repairs(failures + sources_for_repair(outcomes, failures, plan))
     if not tasks:
         return []
-    held = held_backends(run_incidents(outcomes, plan["decided"], settings), settings)
-    tasks, refused = refuse_repairs_on(tasks, held)
+    tasks, refused = refuse_repairs_on(tasks, held_backends(outcomes, plan))
     if refused:
         record_outcomes(run_id, refused)
     if mode == PLAN:

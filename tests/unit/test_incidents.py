@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.backup_integrity.config.settings import ConfigError, parse_settings
+from include.backup_integrity.config.settings import ConfigError, Settings, parse_settings
 from include.backup_integrity.domain.alerts import OpenAlert, plan_alert_changes
 from include.backup_integrity.domain.incidents import (
     BACKEND_INCIDENT,
@@ -28,7 +28,12 @@ from include.backup_integrity.domain.records import (
     pack_ids,
 )
 from include.backup_integrity.domain.repair import REFUSED, plan_repairs
-from include.backup_integrity.tasks.incidents import refuse_repairs_on, rule_of
+from include.backup_integrity.tasks.incidents import (
+    held_backends,
+    open_incidents_for_plan,
+    refuse_repairs_on,
+    rule_of,
+)
 from tests.support.records import CHECKED_AT, EARLIER, LATER, check_result
 
 RUN_ID = "scheduled__2026-03-01T11:00:00+00:00"
@@ -389,3 +394,16 @@ def test_every_repair_on_a_backend_in_incident_is_refused():
     ]
     assert refused[0]["error"].startswith("backend incident on local")
     assert refuse_repairs_on(tasks, []) == (tasks, [])
+
+
+def test_the_tasks_hold_what_the_plan_says_is_open_and_the_run_does_not_disprove():
+    settings = Settings(incident_min_copies=5).to_dict()
+    few_missing = [chunk("local", passed=ids("b", 2), failures=failing("local", MISSING, ids("m", 2)))]
+    open_then = open_incidents_for_plan([OpenIncident(7, "local", EARLIER)])
+    plan = {"decided": [], "settings": settings, "open_incidents": open_then}
+
+    assert held_backends(few_missing, plan) == ["local"]
+    assert held_backends(few_missing, {**plan, "open_incidents": []}) == []
+    assert held_backends(few_missing, {"decided": [], "settings": settings}) == [], "a plan of before"
+    many_missing = [chunk("r2", failures=failing("r2", MISSING, ids("m", 5)))]
+    assert held_backends(many_missing, {**plan, "open_incidents": []}) == ["r2"]

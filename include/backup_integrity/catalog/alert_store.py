@@ -45,6 +45,8 @@ from include.backup_integrity.domain.timestamps import is_later, parse_timestamp
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from include.backup_integrity.domain.incidents import RunIncidents
+
 
 def load_open_alerts(cur: Any, alerts_table: str) -> list[OpenAlert]:
     """The package's open alerts (ours carry ``details.kind``; the application's others never do)."""
@@ -126,6 +128,7 @@ def apply_alert_changes(
     results: list[CheckResult],
     run_id: str,
     repairs: Iterable[dict[str, Any]] = (),
+    incidents: RunIncidents | None = None,
 ) -> dict[str, int]:
     """Write the run's alert changes and queue their notices; the caller owns the transaction.
 
@@ -134,7 +137,7 @@ def apply_alert_changes(
     was repaired; one not repaired stays open with ``details.repair_error``.
     """
     open_alerts = load_open_alerts(cur, alerts_table)
-    plan = plan_alert_changes(open_alerts, results, run_id)
+    plan = plan_alert_changes(open_alerts, results, run_id, incidents)
     alert_ids: dict[AlertKey, int] = {a.key: a.id for a in open_alerts if a.details.get("kind") != SUMMARY}
     repair_by_key: dict[AlertKey, dict[str, Any]] = {
         (r["backup_id"], r["backend"], r["kind"]): r for r in repairs

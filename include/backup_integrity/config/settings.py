@@ -92,11 +92,21 @@ def _hours(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
         ) from None
 
 
+def _ratio(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "ratio", "expected a number > 0 and <= 1, got {value}", {"value": repr(value)}
+        ) from None
+
+
 Text = Annotated[str, Field(min_length=1, pattern=r"\S")]
 BucketName = Annotated[Text, AfterValidator(_bucket_name)]
 TableName = Annotated[Text, AfterValidator(_table_name)]
 Count = Annotated[int, Field(ge=1)]
 Hours = Annotated[float, Field(gt=0), WrapValidator(_hours)]
+Ratio = Annotated[float, Field(gt=0, le=1), WrapValidator(_ratio)]
 BackendsByType = Annotated[
     dict[str, Annotated[list[Any], Field(min_length=1)]],
     Field(min_length=1),
@@ -130,6 +140,10 @@ class Settings(BaseModel):
     db_statement_timeout_seconds: Count = 900
     db_lock_timeout_seconds: Count = 30
     store_deadline_seconds: Count = 120
+    #: A backend incident: at least this many copies missing or the wrong size in one run...
+    incident_min_copies: Count = 20
+    #: ...making at least this share of the backend's store-answered checks.
+    incident_ratio: Ratio = 0.5
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""

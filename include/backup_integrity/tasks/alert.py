@@ -20,6 +20,7 @@ from include.backup_integrity.config.secrets import register_package_secrets
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.records import unpack_ids
 from include.backup_integrity.domain.repair import APPLY
+from include.backup_integrity.tasks.incidents import run_incidents
 from include.backup_integrity.tasks.results import failures_of, passed_result
 
 if TYPE_CHECKING:
@@ -70,7 +71,12 @@ def raise_alerts(
             record_unrecorded(cur, run_id, repairs)
             step("writing alerts")
             changes = alerts.apply_alert_changes(
-                cur, settings.alerts_table, failures + passes, run_id, applied
+                cur,
+                settings.alerts_table,
+                failures + passes,
+                run_id,
+                applied,
+                incidents=run_incidents(outcomes, plan),
             )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
         with naming_waits(timeouts, "recording the delivery of notices"):

@@ -44,6 +44,7 @@ from include.backup_integrity.stores.copying import (
     require_catalog_bytes,
     write_blocks,
 )
+from include.backup_integrity.tasks.incidents import held_backends, refuse_repairs_on
 from include.backup_integrity.tasks.results import failures_of, passed_result
 
 if TYPE_CHECKING:
@@ -67,16 +68,20 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     if mode == OFF:
         return []
     outcomes = list(outcomes)
+    settings = Settings.from_dict(plan["settings"])
     failures = failures_of(outcomes, plan)
     tasks = plan_repairs(failures + sources_for_repair(outcomes, failures, plan))
     if not tasks:
         return []
+    tasks, refused = refuse_repairs_on(tasks, held_backends(outcomes, plan))
+    if refused:
+        record_outcomes(run_id, refused, settings)
     if mode == PLAN:
-        repairs = planned_outcomes(tasks)
-        record_outcomes(run_id, repairs, Settings.from_dict(plan["settings"]))
+        repairs = refused + planned_outcomes(tasks)
+        record_outcomes(run_id, repairs, settings)
         log.info("repair plan (nothing copied): %d bad copies", len(repairs))
     else:
-        repairs = apply_repairs(tasks, Settings.from_dict(plan["settings"]), run_id)
+        repairs = refused + apply_repairs(tasks, settings, run_id)
         log.info(
             "repairs: %d repaired, %d not repaired",
             sum(1 for o in repairs if o["status"] == REPAIRED),

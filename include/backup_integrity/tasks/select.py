@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog
+from include.backup_integrity.catalog.incidents import load_open_incidents
 from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
 from include.backup_integrity.config.params import resolve_run_options
@@ -30,6 +31,7 @@ from include.backup_integrity.domain.planning import build_chunks, parts_for, ro
 from include.backup_integrity.domain.records import INVALID_RECORD
 from include.backup_integrity.domain.timestamps import utc_now_iso
 from include.backup_integrity.stores.preflight import preflight
+from include.backup_integrity.tasks.incidents import open_incidents_for_plan
 from include.backup_integrity.tasks.results import redact_result
 
 if TYPE_CHECKING:
@@ -103,6 +105,8 @@ def select_backups(
             # Backends take turns in map-index order, so an executor running chunks side by
             # side asks different stores at once instead of queueing on one.
             chunks: list[Chunk] = [c for turn in zip_longest(*per_backend) for c in turn if c is not None]
+            with conn.cursor() as cur:
+                open_incidents = open_incidents_for_plan(load_open_incidents(cur, settings.alerts_table))
             conn.commit()
             used = {chunk["backend"] for chunk in chunks}
             deadlines = preflight_deadlines(conn, settings, run_id, used)
@@ -151,6 +155,7 @@ def select_backups(
         "settings": settings.to_dict(),
         "rotation": rotation.statistics() if options.mode == "rolling" else {},
         "repair": options.repair,
+        "open_incidents": open_incidents,
     }
 
 

@@ -68,6 +68,8 @@ class Settings:
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: float = 2
     repair: str = "off"
+    #: A notice not delivered this long after it was queued is marked expired, never sent late.
+    notice_max_age_hours: float = 72
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -191,8 +193,9 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         values["rehash_budget_bytes"] = _require_int(
             "rehash_budget_bytes", data["rehash_budget_bytes"], minimum=1, nullable=True
         )
-    if "stall_after_hours" in data:
-        values["stall_after_hours"] = _require_positive_number("stall_after_hours", data["stall_after_hours"])
+    for key in ("stall_after_hours", "notice_max_age_hours"):
+        if key in data:
+            values[key] = _require_positive_number(key, data[key])
     if "expected_backends" in data:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
     if "repair" in data:

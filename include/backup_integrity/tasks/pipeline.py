@@ -62,7 +62,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     route = routes(settings)
     conn = connect_catalog()
     try:
-        upgrade_schema(conn)
+        upgrade_schema(conn, settings.alerts_table)
         window_start: datetime | None = None
         window_end_out: datetime | None = None
         skipped: list[str] = []
@@ -331,7 +331,11 @@ def record_and_alert(
             )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
         delivery = notify.deliver_pending(
-            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
+            conn,
+            settings.alerts_table,
+            notify.load_targets(),
+            reconnect=connect_catalog,
+            max_age_hours=settings.notice_max_age_hours,
         )
         log.info("notifications: %s", delivery)
     finally:

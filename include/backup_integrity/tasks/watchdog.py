@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from include.backup_integrity.catalog import backups as catalog
+from include.backup_integrity.catalog.alert_markers import owned_by
 from include.backup_integrity.catalog.alerts import (
     ALERT_TYPE,
     OPEN_STATUSES,
@@ -32,6 +33,7 @@ from include.backup_integrity.catalog.alerts import (
 )
 from include.backup_integrity.catalog.backups import table
 from include.backup_integrity.catalog.connection import sql, transaction
+from include.backup_integrity.domain.ownership import WATCHDOG_DAG_ID
 
 if TYPE_CHECKING:
     from include.backup_integrity.config.settings import Settings
@@ -129,12 +131,14 @@ def assess(checked_at: datetime, stall_after_hours: float, count_runs: RunCounte
 
 
 def _open_stalled_alert(cur: Any, alerts_table: str) -> tuple[int, dict[str, Any]] | None:
+    """The watchdog's own open stall alert (its marker; never another writer's row)."""
+    owned, owned_params = owned_by(WATCHDOG_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT id, details FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
-            "AND details ->> 'kind' = %s ORDER BY id LIMIT 1 FOR UPDATE"
-        ).format(t=table(alerts_table)),
-        [ALERT_TYPE, list(OPEN_STATUSES), STALLED],
+            "AND details ->> 'kind' = %s AND {owned} ORDER BY id LIMIT 1 FOR UPDATE"
+        ).format(t=table(alerts_table), owned=owned),
+        [ALERT_TYPE, list(OPEN_STATUSES), STALLED, *owned_params],
     )
     row = cur.fetchone()
     return (row[0], row[1] or {}) if row else None
@@ -176,7 +180,9 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
     if verdict.stalled and existing is None:
         details = _details(verdict, run_id)
         details.update(first_seen=verdict.checked_at, last_seen=verdict.checked_at, occurrences=1)
-        alert_id = _insert_alert(cur, alerts_table, None, SEVERITY, message, details)
+        alert_id = _insert_alert(
+            cur, alerts_table, None, SEVERITY, message, details, producer=WATCHDOG_DAG_ID
+        )
         _add_occurrence(cur, alert_id, run_id, verdict.checked_at)
         body = "\n".join([message, "", f"deadline: {verdict.deadline}", f"watchdog run: {run_id}"])
         _queue_notice(
@@ -237,7 +243,7 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
 
     conn = connect_catalog()
     try:
-        upgrade_schema(conn)  # the outbox may not exist yet if the verifier never ran
+        upgrade_schema(conn, settings.alerts_table)  # the outbox may not exist yet if the verifier never ran
         with transaction(conn) as cur:
             change = apply_verdict(cur, settings.alerts_table, verdict, run_id)
         log.log(
@@ -247,7 +253,9 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
             change,
             verdict.reason,
         )
-        delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
+        delivery = notify.deliver_pending(
+            conn, settings.alerts_table, notify.load_targets(), max_age_hours=settings.notice_max_age_hours
+        )
     finally:
         conn.close()
     return {"verdict": verdict.to_dict(), "alert": change, "notifications": delivery}

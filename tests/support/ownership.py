@@ -53,3 +53,45 @@ def canonical(row: dict[str, Any]) -> str:
 def canonical_snapshot(snapshot: dict[str, list[str]]) -> dict[str, list[str]]:
     """``snapshot`` with every row as canonical JSON text, to compare with :func:`as_upgraded`."""
     return {name: sorted(canonical(json.loads(row)) for row in rows) for name, rows in snapshot.items()}
+
+
+def insert_alert_row(
+    conn: Any,
+    details: dict[str, Any],
+    *,
+    backup_id: str | None = None,
+    alert_type: str = "INTEGRITY_FAILURE",
+    status: str = "ACTIVE",
+    resolved_at: Any = None,
+    alerts_table: str = "backups_backupalert",
+    alert_id: int | None = None,
+) -> int:
+    """An alert row as another writer (the application, the replaced task) leaves it; commits."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {alerts_table} (id, backup_id, alert_type, severity, message, details, "
+            "notification_channels, status, resolved_at, created_at) "
+            f"VALUES ({'%s' if alert_id is not None else 'DEFAULT'}, %s, %s, 'CRITICAL', %s, %s::jsonb, "
+            "'[]'::jsonb, %s, %s, now()) RETURNING id",
+            [
+                *([alert_id] if alert_id is not None else []),
+                backup_id,
+                alert_type,
+                f"written by someone else: {details}",
+                json.dumps(details),
+                status,
+                resolved_at,
+            ],
+        )
+        alert_id = cur.fetchone()[0]
+    conn.commit()
+    return alert_id
+
+
+def alert_row_text(conn: Any, alert_id: int, alerts_table: str = "backups_backupalert") -> str:
+    """The whole row as PostgreSQL prints it: equal text means not one column changed."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT to_jsonb(a)::text FROM {alerts_table} AS a WHERE id = %s", [alert_id])
+        (text,) = cur.fetchone()
+    conn.commit()
+    return text

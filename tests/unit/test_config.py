@@ -236,3 +236,15 @@ def test_stall_after_hours_defaults_to_two_and_accepts_positive_numbers():
 def test_stall_after_hours_must_be_a_positive_number(value):
     with pytest.raises(ConfigError, match=r"key 'stall_after_hours': expected a number of hours > 0"):
         parse_settings({"stall_after_hours": value})
+
+
+def test_notice_max_age_hours_defaults_to_three_days_and_accepts_positive_numbers():
+    assert parse_settings(None).notice_max_age_hours == 72
+    assert parse_settings({"notice_max_age_hours": 24}).notice_max_age_hours == 24
+    assert parse_settings({"notice_max_age_hours": 0.5}).notice_max_age_hours == 0.5
+
+
+@pytest.mark.parametrize("value", [0, -3, "72", None, False])
+def test_notice_max_age_hours_must_be_a_positive_number(value):
+    with pytest.raises(ConfigError, match=r"key 'notice_max_age_hours': expected a number of hours > 0"):
+        parse_settings({"notice_max_age_hours": value})

@@ -1,4 +1,4 @@
-"""Alert ownership on a real PostgreSQL catalog: rows of others are never changed, earlier releases' are adopted.
+"""Alert ownership on a real PostgreSQL catalog: others' rows never change, earlier releases' are adopted.
 
 The alert table is the application's. Rows the application, or the task this package
 replaces, wrote there (some of them ``INTEGRITY_FAILURE`` rows with a ``details.kind``
@@ -142,7 +142,8 @@ def test_the_adoption_works_on_the_alert_table_the_variable_names(stores):
         # The default table, not the Variable's, holds a row of the same id: another writer's.
         same_id_elsewhere = insert_alert_row(conn, {"kind": MISSING}, alert_id=41)
         conn.execute(
-            "INSERT INTO backup_integrity_alert_occurrence (alert_id, run_id, checked_at) VALUES (%s, 'r', now())",
+            "INSERT INTO backup_integrity_alert_occurrence (alert_id, run_id, checked_at) "
+            "VALUES (%s, 'r', now())",
             [ours],
         )
         conn.commit()

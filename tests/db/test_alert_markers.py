@@ -15,7 +15,7 @@ import pytest
 from devtools.runs import alerts
 from devtools.seed import seed_backup
 from include.backup_integrity.catalog.alert_markers import adopt_earlier_alerts
-from include.backup_integrity.catalog.alerts import apply_alert_changes
+from include.backup_integrity.catalog.alert_store import apply_alert_changes
 from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.catalog.schema import current_revision, head_revision, upgrade_schema
 from include.backup_integrity.domain.records import MISSING, PASSED

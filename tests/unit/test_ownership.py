@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.backup_integrity.catalog.notice_expiry import expiry_reason
+from include.backup_integrity.catalog.outbox import expiry_reason
 from include.backup_integrity.domain.ownership import (
     SOURCE,
     VERIFIER_DAG_ID,

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from include.backup_integrity.catalog.connection import sql
+from include.backup_integrity.domain.alerts import ALERT_TYPE
 from include.backup_integrity.domain.ownership import (
     SOURCE,
     STALLED_KIND,
@@ -20,7 +21,6 @@ from include.backup_integrity.domain.ownership import (
     WATCHDOG_DAG_ID,
     markers,
 )
-from include.backup_integrity.domain.records import ALERT_TYPE
 
 log = logging.getLogger(__name__)
 

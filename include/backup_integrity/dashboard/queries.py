@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from include.backup_integrity.catalog.backups import table
 from include.backup_integrity.catalog.connection import sql
-from include.backup_integrity.domain.records import ALERT_TYPE, EVIDENCE_CONTENT, OPEN_STATUSES, PASSED
+from include.backup_integrity.catalog.identifiers import table
+from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
+from include.backup_integrity.domain.records import EVIDENCE_CONTENT, PASSED
 
 if TYPE_CHECKING:
     from include.backup_integrity.config.settings import Settings

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.backups import parse_timestamp
 from include.backup_integrity.config.settings import BACKENDS
 from include.backup_integrity.domain.records import (
     BACKEND_ERROR,
@@ -24,6 +23,7 @@ from include.backup_integrity.domain.records import (
     SIZE_MISMATCH,
 )
 from include.backup_integrity.domain.statistics import CONTRACT_STATISTICS
+from include.backup_integrity.domain.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -21,10 +21,6 @@ CHECKSUM_MISMATCH = "checksum_mismatch"
 #: Failure kinds in the order in which the first that applies wins.
 FAILURE_KINDS = (INVALID_RECORD, BACKEND_ERROR, MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH)
 
-#: The alerts the verifier raises and the statuses in which an alert is still open.
-ALERT_TYPE = "INTEGRITY_FAILURE"
-OPEN_STATUSES = ("ACTIVE", "ACKNOWLEDGED")
-
 #: How strongly a result proves the content: read byte for byte, a
 #: store-computed whole-object SHA-256, or the size only.
 EVIDENCE_CONTENT = "content_sha256"
@@ -38,6 +34,11 @@ EVIDENCE_UPLOAD_METADATA = "upload_metadata"
 
 #: Evidence strong enough to say the content is right (and to resolve a checksum alert).
 CONTENT_EVIDENCE = (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256, EVIDENCE_FINGERPRINT)
+
+#: What became of a repair (the alert store resolves an alert as repaired on the second).
+#: "refused": nothing could be copied safely (no verified source, no recorded location);
+#: "failed": a copy was attempted and did not verify.
+PLANNED, REPAIRED, FAILED, REFUSED = "planned", "repaired", "failed", "refused"
 
 
 class BackupRecord(TypedDict):

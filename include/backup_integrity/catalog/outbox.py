@@ -61,8 +61,10 @@ class ExpiredNotice:
 
 
 def claim_next(cur: Any, after_id: int, max_age_hours: float) -> PendingNotice | None:
-    """Lock the next pending notice after ``after_id`` (younger than ``max_age_hours``) until the
-    transaction ends (others skip it)."""
+    """Lock the next pending notice after ``after_id`` until the transaction ends (others skip it).
+
+    Only a notice younger than ``max_age_hours`` is claimed: an older one is never sent late.
+    """
     cur.execute(
         "SELECT id, alert_id, title, body, notify_type, delivered_to "
         "FROM backup_integrity_notification WHERE sent_at IS NULL AND expired_at IS NULL "

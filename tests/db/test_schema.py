@@ -38,7 +38,7 @@ from tests.support.catalog_schema import (
 )
 from tests.support.connections import set_connection, set_variable
 
-HEAD = "0003_store_deadlines"
+HEAD = "0005_notice_expiry"
 VERIFIER_TABLES = [
     "backup_integrity_alert_occurrence",
     "backup_integrity_notification",

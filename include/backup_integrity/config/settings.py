@@ -144,6 +144,8 @@ class Settings(BaseModel):
     incident_min_copies: Count = 20
     #: ...making at least this share of the backend's store-answered checks.
     incident_ratio: Ratio = 0.5
+    #: A notice not delivered this long after it was queued is marked expired, never sent late.
+    notice_max_age_hours: Hours = 72
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""

@@ -85,6 +85,7 @@ def raise_alerts(
                 settings.alerts_table,
                 notify.load_targets(),
                 reconnect=lambda: connect_catalog(settings),
+                max_age_hours=settings.notice_max_age_hours,
             )
         log.info("notifications: %s", delivery)
     finally:

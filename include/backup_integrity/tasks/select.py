@@ -60,7 +60,7 @@ def select_backups(
     conn = connect_catalog(settings)
     try:
         with naming_waits(SessionTimeouts.of(settings), "planning the run's chunks"):
-            upgrade_schema(conn)
+            upgrade_schema(conn, settings.alerts_table)
             window_start: datetime | None = None
             window_end_out: datetime | None = None
             skipped: list[str] = []

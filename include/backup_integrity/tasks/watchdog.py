@@ -21,12 +21,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from include.backup_integrity.catalog.alert_markers import owned_by
 from include.backup_integrity.catalog.alert_store import add_occurrence, insert_alert, observe
 from include.backup_integrity.catalog.connection import sql, transaction
 from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.catalog.outbox import queue_notice
 from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits, take_advisory_lock
 from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
+from include.backup_integrity.domain.ownership import STALLED_KIND, WATCHDOG_DAG_ID
 
 if TYPE_CHECKING:
     from include.backup_integrity.config.settings import Settings
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VERIFIER_DAG_ID = "verify_storage_integrity"
-STALLED = "verifier_stalled"
+STALLED = STALLED_KIND
 SEVERITY = "CRITICAL"
 #: The verifier's schedule (``0 * * * *``): one run per hour, its data interval the hour before.
 SCHEDULE_STEP = timedelta(hours=1)
@@ -127,12 +129,14 @@ def assess(checked_at: datetime, stall_after_hours: float, count_runs: RunCounte
 
 
 def _open_stalled_alert(cur: Any, alerts_table: str) -> tuple[int, dict[str, Any]] | None:
+    """The watchdog's own open stall alert (its marker; never another writer's row)."""
+    owned, owned_params = owned_by(WATCHDOG_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT id, details FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
-            "AND details ->> 'kind' = %s ORDER BY id LIMIT 1 FOR UPDATE"
-        ).format(t=table(alerts_table)),
-        [ALERT_TYPE, list(OPEN_STATUSES), STALLED],
+            "AND details ->> 'kind' = %s AND {owned} ORDER BY id LIMIT 1 FOR UPDATE"
+        ).format(t=table(alerts_table), owned=owned),
+        [ALERT_TYPE, list(OPEN_STATUSES), STALLED, *owned_params],
     )
     row = cur.fetchone()
     return (row[0], row[1] or {}) if row else None
@@ -174,7 +178,7 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
     if verdict.stalled and existing is None:
         details = _details(verdict, run_id)
         details.update(first_seen=verdict.checked_at, last_seen=verdict.checked_at, occurrences=1)
-        alert_id = insert_alert(cur, alerts_table, None, SEVERITY, message, details)
+        alert_id = insert_alert(cur, alerts_table, None, SEVERITY, message, details, producer=WATCHDOG_DAG_ID)
         add_occurrence(cur, alert_id, run_id, verdict.checked_at)
         body = "\n".join([message, "", f"deadline: {verdict.deadline}", f"watchdog run: {run_id}"])
         queue_notice(
@@ -236,7 +240,7 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
     timeouts = SessionTimeouts.of(settings)
     conn = connect_catalog(settings)
     try:
-        upgrade_schema(conn)  # the outbox may not exist yet if the verifier never ran
+        upgrade_schema(conn, settings.alerts_table)  # the outbox may not exist yet if the verifier never ran
         with naming_waits(timeouts, "recording the watchdog's verdict"), transaction(conn) as cur:
             change = apply_verdict(cur, settings.alerts_table, verdict, run_id)
         log.log(
@@ -247,7 +251,12 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
             verdict.reason,
         )
         with naming_waits(timeouts, "recording the delivery of notices"):
-            delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
+            delivery = notify.deliver_pending(
+                conn,
+                settings.alerts_table,
+                notify.load_targets(),
+                max_age_hours=settings.notice_max_age_hours,
+            )
     finally:
         conn.close()
     return {"verdict": verdict.to_dict(), "alert": change, "notifications": delivery}

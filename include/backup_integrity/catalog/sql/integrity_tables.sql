@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS backup_integrity_alert_occurrence (
 );
 
 -- Notification outbox: written in the alert transaction, delivered after commit,
--- retried by later runs until every configured target has accepted it.
+-- retried by later runs until every configured target has accepted it or it is
+-- older than notice_max_age_hours (then expired_at is set and it is never sent).
 CREATE TABLE IF NOT EXISTS backup_integrity_notification (
     id bigserial PRIMARY KEY,
     alert_id bigint NOT NULL,
@@ -58,6 +59,7 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
     last_error text NULL,
     last_attempt_at timestamptz NULL,
     sent_at timestamptz NULL,
+    expired_at timestamptz NULL,   -- given up: older than notice_max_age_hours, never sent
     UNIQUE (alert_id, event)
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from include.backup_integrity.tasks.aggregate import REPAIR_DID_NOT_FINISH
 from tests.support.catalog import last_check, open_alerts_by_key, query
+from tests.support.connections import set_variable
 from tests.support.faults import assert_written_exactly_once, seed_failures
 from tests.support.processes import start_dag_process
 
@@ -42,8 +43,9 @@ def puts(proxies, key: str) -> int:
 
 
 def test_a_crashed_repair_task_still_yields_statistics_and_alerts_with_every_copy_unrepaired(
-    stores, through_proxies, run_with_retries, webhook, smtp
+    stores, through_proxies, run_with_retries, webhook, smtp, monkeypatch, airflow_env
 ):
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
     seeded = seed_failures(stores)
     trigger = through_proxies["catalog"].drop_on(RECORD_REPAIR, down_for=1.0)
 
@@ -75,8 +77,9 @@ def test_a_crashed_repair_task_still_yields_statistics_and_alerts_with_every_cop
 
 
 def test_a_repair_killed_mid_run_then_cleared_writes_each_bad_copy_once(
-    stores, through_proxies, run_with_retries, webhook
+    stores, through_proxies, run_with_retries, webhook, monkeypatch, airflow_env
 ):
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
     seeded = seed_failures(stores)
     catalog = through_proxies["catalog"]
     logical_date = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)

@@ -18,6 +18,7 @@ import pytest
 from devtools.api_server import AirflowApiServer
 from devtools.runs import REPO
 from devtools.seed import corrupt_same_size, delete, seed_backup, truncate
+from tests.support.connections import set_variable
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +39,7 @@ def artefacts_dir() -> Path:
 
 
 @pytest.fixture
-def seeded(stores, run_dag):
+def seeded(stores, run_dag, monkeypatch, airflow_env):
     """Healthy and broken backups, a checked run, then a repairing run: what an operator would see."""
     backups = {
         "healthy": seed_backup(stores),
@@ -56,7 +57,9 @@ def seeded(stores, run_dag):
     run_dag()
     # A later full run repairs one deleted copy (the others stay broken: repair is off by default).
     delete(stores, backups["repaired_local"], "local")
-    run_dag({"mode": "full", "repair": "apply", "backup_ids": [backups["repaired_local"].id]})
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+    run_dag({"mode": "full", "backup_ids": [backups["repaired_local"].id]})
+    set_variable(monkeypatch, airflow_env)
     return backups
 
 

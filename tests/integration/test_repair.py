@@ -46,7 +46,9 @@ def alert_for(stores, backup_id: str, backend: str, kind: str) -> dict:
     return rows[0]
 
 
-def test_apply_restores_deleted_and_corrupted_copies_from_a_verified_replica(stores, run_dag, webhook):
+def test_apply_restores_deleted_and_corrupted_copies_from_a_verified_replica(
+    stores, run_dag, webhook, monkeypatch, airflow_env
+):
     # local -> S3: deleted from r2, same-size corrupted on b2; only the local copy is good.
     from_local = seed_backup(stores)
     delete(stores, from_local, "r2")
@@ -66,7 +68,8 @@ def test_apply_restores_deleted_and_corrupted_copies_from_a_verified_replica(sto
     # The catalog does not say where the b2 copy belongs.
     unrecorded = seed_backup(stores, on=("local", "r2"), record_paths=("local", "r2"))
 
-    outcome = run_dag({"mode": "full", "repair": "apply"})
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+    outcome = run_dag({"mode": "full"})
 
     stats = outcome.statistics
     assert stats["checksum_mismatches"] == 2 + 1 + 3
@@ -211,14 +214,17 @@ def test_a_run_whose_failures_were_all_repaired_succeeds_with_one_notice_each(
     assert stored_bytes(stores, deleted, "b2") is None
 
 
-def test_an_alert_opened_earlier_is_resolved_as_repaired_by_a_later_repair(stores, run_dag, webhook):
+def test_an_alert_opened_earlier_is_resolved_as_repaired_by_a_later_repair(
+    stores, run_dag, webhook, monkeypatch, airflow_env
+):
     backup = seed_backup(stores)
     delete(stores, backup, "local")
     first = run_dag()
     assert first.state == "failed"
     assert [m["title"] for m in webhook.messages] == ["[CRITICAL] Backup integrity: missing on local"]
 
-    second = run_dag({"repair": "apply"})
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+    second = run_dag({"repair": "apply"})  # the param may name the Variable's level
 
     assert second.state == "success"
     row = alert_for(stores, backup.id, "local", "missing")
@@ -288,14 +294,17 @@ def puts_of(proxy: FaultProxy, key: str) -> int:
     return sum(1 for method, target, _ in list(proxy.log) if method == "PUT" and key in target)
 
 
-def test_a_cleared_repair_does_not_copy_what_an_earlier_try_proved(stores, run_dag, webhook, r2_requests):
+def test_a_cleared_repair_does_not_copy_what_an_earlier_try_proved(
+    stores, run_dag, webhook, r2_requests, monkeypatch, airflow_env
+):
     """repair_copies and what follows it cleared (as from the UI, with downstream) copy nothing twice."""
     gone_r2 = seed_backup(stores)
     delete(stores, gone_r2, "r2")
     corrupted_local = seed_backup(stores)
     corrupt_same_size(stores, corrupted_local, "local")
 
-    first = run_dag({"repair": "apply", "mode": "full"})  # full: the same-size corruption is read
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+    first = run_dag({"mode": "full"})  # full: the same-size corruption is read
 
     assert first.state == "success"
     assert first.statistics["repaired"] == 2
@@ -324,3 +333,25 @@ def test_a_cleared_repair_does_not_copy_what_an_earlier_try_proved(stores, run_d
         [first.run_id],
     )
     assert {r["status"]: r["n"] for r in rows} == {"repaired": 2}
+
+
+def task_states(outcome) -> dict[str, str]:
+    return {t.task_id: str(t.state) for t in outcome.dag_run.get_task_instances()}
+
+
+def test_a_param_cannot_raise_repair_to_apply_when_the_variable_says_otherwise(stores, run_dag, webhook):
+    backup = seed_backup(stores)
+    delete(stores, backup, "r2")
+
+    refused = run_dag({"repair": "apply"})  # the Variable's repair is off (the default)
+
+    assert refused.state == "failed"
+    states = task_states(refused)
+    assert states["select_backups"] == "failed"
+    assert "success" not in states.values(), "nothing checked, nothing copied"
+    assert stored_bytes(stores, backup, "r2") is None
+    assert query(stores, "SELECT count(*) AS n FROM backup_integrity_repair")[0]["n"] == 0
+
+    planned = run_dag({"repair": "plan"})  # plan writes nothing: always allowed
+    assert [(e["backup_id"], e["backend"]) for e in planned.statistics["repair_plan"]] == [(backup.id, "r2")]
+    assert stored_bytes(stores, backup, "r2") is None

@@ -325,12 +325,21 @@ def test_repair_key_and_param_are_validated_and_the_param_wins():
     settings = parse_settings('{"repair": "plan"}')
     assert resolve_run_options(settings, {}).repair == "plan"
     assert resolve_run_options(settings, {"repair": None}).repair == "plan"
-    assert resolve_run_options(settings, {"repair": "apply"}).repair == "apply"
     assert resolve_run_options(settings, {"repair": "off"}).repair == "off"
+    applying = parse_settings('{"repair": "apply"}')
+    assert resolve_run_options(applying, {"repair": "apply"}).repair == "apply"
+    assert resolve_run_options(applying, {"repair": "plan"}).repair == "plan"
+    assert resolve_run_options(Settings(), {"repair": "plan"}).repair == "plan", "plan writes nothing"
     with pytest.raises(ConfigError, match=r"Variable 'backup_integrity', key 'repair'.*'fix'"):
         parse_settings('{"repair": "fix"}')
     with pytest.raises(ConfigError, match=r"trigger param 'repair'.*True"):
         resolve_run_options(Settings(), {"repair": True})
+
+
+@pytest.mark.parametrize("variable", ["off", "plan"])
+def test_a_param_may_not_raise_repair_to_apply_above_the_variable(variable):
+    with pytest.raises(ConfigError, match=r"trigger param 'repair'.*Variable's key 'repair'"):
+        resolve_run_options(parse_settings({"repair": variable}), {"repair": "apply"})
 
 
 def test_notice_max_age_hours_defaults_to_three_days_and_accepts_positive_numbers():

@@ -8,8 +8,13 @@ repair task never reached, without overwriting what it did record.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
+
+from include.backup_integrity.catalog.connection import sql
+from include.backup_integrity.catalog.identifiers import table
+from include.backup_integrity.domain.checks import PATH_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -84,3 +89,35 @@ def load_recorded(cur: Any, run_id: str) -> dict[tuple[str, str], dict[str, Any]
             ),
         }
     return recorded
+
+
+def shared_targets(
+    conn: Any, backups_table: str, targets: Iterable[tuple[str, str, str]]
+) -> set[tuple[str, str]]:
+    """The (backup_id, backend) targets whose location another catalog row (any status) records too.
+
+    ``targets`` are (backup_id, backend, path) with the catalog's own path. S3 keys are
+    compared exactly; local paths after :func:`os.path.normpath` (the SQL narrows the
+    candidates to rows whose path ends with the same file name).
+    """
+    shared: set[tuple[str, str]] = set()
+    with conn.cursor() as cur:
+        for backup_id, backend, path in targets:
+            column = sql.Identifier(PATH_COLUMNS[backend])
+            if backend == "local":
+                wanted = os.path.normpath(path)
+                name = os.path.basename(wanted)
+                query = sql.SQL(
+                    "SELECT {c} FROM {t} WHERE id::text <> %s AND {c} IS NOT NULL AND right({c}, %s) = %s"
+                ).format(c=column, t=table(backups_table))
+                cur.execute(query, [backup_id, len(name), name])
+                if any(os.path.normpath(other) == wanted for (other,) in cur.fetchall()):
+                    shared.add((backup_id, backend))
+            else:
+                query = sql.SQL("SELECT 1 FROM {t} WHERE id::text <> %s AND {c} = %s LIMIT 1").format(
+                    c=column, t=table(backups_table)
+                )
+                cur.execute(query, [backup_id, path])
+                if cur.fetchone():
+                    shared.add((backup_id, backend))
+    return shared

@@ -61,8 +61,8 @@ TRIGGER_PARAMS: dict[str, TriggerParam] = {
     "repair": TriggerParam(
         None,
         "Repair",
-        "Repair bad copies from a replica verified good: off, plan (list only) or apply; "
-        "empty: the Variable's value (default off).",
+        "Repair bad copies from a replica verified good: off, plan (list only) or apply "
+        "(only when the Variable's repair is apply); empty: the Variable's value (default off).",
         {"type": ["null", "string"], "enum": [None, *REPAIR_MODES]},
     ),
 }
@@ -135,6 +135,12 @@ def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> Ru
         repair = settings.repair
     elif repair not in REPAIR_MODES:
         raise ConfigError(f"trigger param 'repair': expected one of {list(REPAIR_MODES)!r}, got {repair!r}")
+    elif repair == "apply" and settings.repair != "apply":
+        raise ConfigError(
+            f"trigger param 'repair': 'apply' needs the Variable's key 'repair' to be 'apply' "
+            f"(it is {settings.repair!r}); a param may ask for 'plan' or lower the level, never "
+            "raise it to writing"
+        )
     return RunOptions(
         mode=mode,
         lookback_days=lookback if lookback is not None else settings.lookback_days,

@@ -136,6 +136,11 @@ class Settings(BaseModel):
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: Hours = 2
     repair: RepairMode = "off"
+    #: Repair writes at most this many copies and this many bytes per run (newest backups first).
+    repair_max_copies: Count = 50
+    repair_max_bytes: Count = 10 * 1024**3
+    #: A present but wrong copy is kept beside the repaired one (``<name>.bad-<UTC time>``).
+    repair_keep_bad_copies: bool = True
     #: Bounded waits: per catalog statement (also idle in a transaction), per lock, per silent store.
     db_statement_timeout_seconds: Count = 900
     db_lock_timeout_seconds: Count = 30
@@ -181,6 +186,8 @@ def _explain(error: ErrorDetails) -> str:
     if kind == "int_type":
         nullable = type(None) in get_args(field.annotation)
         return f"{_where(key)}: expected an integer{' or null' if nullable else ''}, got {got!r}"
+    if kind == "bool_type":
+        return f"{_where(key)}: expected true or false, got {got!r}"
     if kind == "greater_than_equal":
         return f"{_where(key)}: must be >= {context['ge']}, got {got!r}"
     if kind in ("string_type", "string_too_short", "string_pattern_mismatch"):

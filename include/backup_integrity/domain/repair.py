@@ -195,6 +195,86 @@ def proven_outcome(task: RepairTask, recorded: dict[str, Any] | None) -> RepairO
     )
 
 
+#: Refusal reasons of the careful-repair rules (the ``reason`` of the outcome).
+REPAIR_CAP = "repair cap"
+SHARED_PATH = "shared path"
+
+
+def refused_outcome(task: RepairTask, reason: str, error: str) -> RepairOutcome:
+    """A copy the rules refuse to write: nothing is read or written for it."""
+    return outcome_of(task, REFUSED, source_backend=None, source_path=None, reason=reason, error=error)
+
+
+def copies_something(task: RepairTask) -> bool:
+    """Whether the task would write a copy (it has a location and a source to read from)."""
+    return bool(task["path"] and task["sources"])
+
+
+def refuse_shared_paths(
+    tasks: list[RepairTask], shared: set[tuple[str, str]]
+) -> tuple[list[RepairTask], list[RepairOutcome]]:
+    """Refuse the copies whose (backup_id, backend) target another catalog row also records."""
+    kept = [t for t in tasks if (t["backup_id"], t["backend"]) not in shared]
+    refused = [
+        refused_outcome(
+            t,
+            SHARED_PATH,
+            f"{SHARED_PATH}: another catalog row records the same location on {t['backend']}; "
+            "not overwritten (one of the rows is wrong, and repairing it would damage the other)",
+        )
+        for t in tasks
+        if (t["backup_id"], t["backend"]) in shared
+    ]
+    return kept, refused
+
+
+def cap_repairs(
+    tasks: list[RepairTask], newest_first: list[str], max_copies: int, max_bytes: int
+) -> tuple[list[RepairTask], list[RepairOutcome]]:
+    """Keep the copies one run may write, newest backups first; refuse the rest ("repair cap").
+
+    ``newest_first`` orders the backup ids. A single object larger than ``max_bytes`` is
+    refused on its own; once the count or the bytes are spent, every later copy is left to
+    the next run. Tasks that would copy nothing (already refused) pass through untouched.
+    """
+    rank = {backup_id: index for index, backup_id in enumerate(newest_first)}
+    order = sorted(
+        (i for i, t in enumerate(tasks) if copies_something(t)),
+        key=lambda i: (
+            rank.get(tasks[i]["backup_id"], len(rank)),
+            tasks[i]["backup_id"],
+            tasks[i]["backend"],
+        ),
+    )
+    refused: dict[int, RepairOutcome] = {}
+    copies = spent = 0
+    full = False
+    for index in order:
+        task = tasks[index]
+        size = task["expected_size"]
+        if size > max_bytes:
+            refused[index] = refused_outcome(
+                task,
+                f"larger than repair_max_bytes ({size} > {max_bytes} bytes)",
+                f"the object ({size} bytes) is larger than repair_max_bytes ({max_bytes}); "
+                "it is never repaired automatically",
+            )
+            continue
+        if full or copies + 1 > max_copies or spent + size > max_bytes:
+            full = True
+            refused[index] = refused_outcome(
+                task,
+                REPAIR_CAP,
+                f"{REPAIR_CAP}: this run already writes {copies} copies ({spent} bytes) of at most "
+                f"{max_copies} copies and {max_bytes} bytes; left to the next run",
+            )
+            continue
+        copies += 1
+        spent += size
+    kept = [t for i, t in enumerate(tasks) if i not in refused]
+    return kept, [refused[i] for i in sorted(refused)]
+
+
 def unfinished_outcomes(tasks: Iterable[RepairTask], why: str) -> list[RepairOutcome]:
     """Every bad copy reported as not repaired, when the repair task itself did not finish."""
     return [

@@ -18,6 +18,7 @@ import logging
 import os
 import stat
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.domain.checks import path_problem
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 PART_BYTES = 8 * 1024 * 1024
 #: Read size while copying.
 READ_BLOCK_BYTES = 8 * 1024 * 1024
+#: The largest object one CopyObject may copy (5 GiB).
+SINGLE_COPY_BYTES = 5 * 1024**3
 
 
 class RepairError(Exception):
@@ -147,11 +150,24 @@ class _Hashing:
             yield block
 
 
-def write_local(backend: LocalBackend, path: str, blocks: Iterable[bytes], task: RepairTask) -> None:
+def bad_copy_suffix(now: datetime | None = None) -> str:
+    """The suffix a kept bad copy gets: ``.bad-<UTC time YYYYMMDDTHHMMSSZ>``."""
+    return f".bad-{(now or datetime.now(UTC)).astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def write_local(
+    backend: LocalBackend,
+    path: str,
+    blocks: Iterable[bytes],
+    task: RepairTask,
+    keep_bad_as: str | None = None,
+) -> None:
     """Write to a temporary file in the target's folder, fsync, verify, then rename over atomically.
 
     Every folder on the way is opened relative to its parent without following
     symlinks (and created when missing), so the write cannot leave ``local_root``.
+    With ``keep_bad_as`` (a suffix), a file already there is kept under its name plus
+    the suffix, in the same folder (hard-linked, so the target is never absent).
     """
     dir_fd, name = _open_parent(backend.root, path, create=True)
     try:
@@ -180,6 +196,8 @@ def write_local(backend: LocalBackend, path: str, blocks: Iterable[bytes], task:
             require_catalog_bytes(
                 hashing.digest.hexdigest(), hashing.size, task, "the source's bytes as copied"
             )
+            if existing is not None and keep_bad_as:
+                _keep_local(dir_fd, name, name + keep_bad_as)
             os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -190,7 +208,40 @@ def write_local(backend: LocalBackend, path: str, blocks: Iterable[bytes], task:
         os.close(dir_fd)
 
 
-def write_s3(backend: S3Backend, key: str, blocks: Iterable[bytes], task: RepairTask) -> None:
+def _keep_local(dir_fd: int, name: str, kept: str) -> None:
+    """Keep the file ``name`` also as ``kept`` (never replacing a file of that name)."""
+    try:
+        os.link(name, kept, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except FileExistsError:
+        raise RepairError(f"a kept bad copy {kept!r} is already there; not replaced") from None
+    except OSError:  # a file system without hard links: move it aside instead
+        with contextlib.suppress(FileNotFoundError):
+            os.stat(kept, dir_fd=dir_fd, follow_symlinks=False)
+            raise RepairError(f"a kept bad copy {kept!r} is already there; not replaced") from None
+        os.rename(name, kept, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    log.info("the bad copy %s is kept as %s", name, kept)
+
+
+def _keep_s3(backend: S3Backend, key: str, kept: str) -> None:
+    """Copy an object already at ``key`` to ``kept``, server-side, before it is overwritten."""
+    client, bucket = backend.client, backend.bucket
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except client.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return
+        raise
+    source = {"Bucket": bucket, "Key": key}
+    if int(head.get("ContentLength") or 0) <= SINGLE_COPY_BYTES:
+        client.copy_object(Bucket=bucket, Key=kept, CopySource=source)
+    else:  # CopyObject stops at 5 GiB; the managed copy goes part by part, still server-side
+        client.copy(source, bucket, kept)
+    log.info("the bad copy %s on %s is kept as %s", key, backend.name, kept)
+
+
+def write_s3(
+    backend: S3Backend, key: str, blocks: Iterable[bytes], task: RepairTask, keep_bad_as: str | None = None
+) -> None:
     """One PUT (with the store verifying our SHA-256) up to one part; multipart beyond, part by part.
 
     Nothing becomes visible unless every byte read hashed to the catalog's SHA-256:
@@ -220,6 +271,8 @@ def write_s3(backend: S3Backend, key: str, blocks: Iterable[bytes], task: Repair
                 del buffer[:PART_BYTES]
         sha = hashing.digest.hexdigest()
         require_catalog_bytes(sha, hashing.size, task, "the source's bytes as copied")
+        if keep_bad_as:
+            _keep_s3(backend, key, key + keep_bad_as)
         if upload_id is None:
             client.put_object(
                 Bucket=bucket,
@@ -246,8 +299,10 @@ def write_s3(backend: S3Backend, key: str, blocks: Iterable[bytes], task: Repair
                 log.exception("could not abort the multipart upload of %s to %s", key, backend.name)
 
 
-def write_blocks(backend: Any, path: str, blocks: Iterable[bytes], task: RepairTask) -> None:
+def write_blocks(
+    backend: Any, path: str, blocks: Iterable[bytes], task: RepairTask, keep_bad_as: str | None = None
+) -> None:
     if isinstance(backend, LocalBackend):
-        write_local(backend, path, blocks, task)
+        write_local(backend, path, blocks, task, keep_bad_as)
     else:
-        write_s3(backend, path, blocks, task)
+        write_s3(backend, path, blocks, task, keep_bad_as)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog, transaction
-from include.backup_integrity.catalog.repairs import load_recorded, record_repairs
+from include.backup_integrity.catalog.repairs import load_recorded, record_repairs, shared_targets
+from include.backup_integrity.config.secrets import redact
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.checks import path_for
 from include.backup_integrity.domain.records import EVIDENCE_CONTENT, unpack_ids
@@ -31,15 +32,19 @@ from include.backup_integrity.domain.repair import (
     REPAIRED,
     RepairOutcome,
     RepairTask,
+    cap_repairs,
+    copies_something,
     describe_plan,
     outcome_of,
     plan_repairs,
     planned_outcomes,
     proven_outcome,
+    refuse_shared_paths,
 )
 from include.backup_integrity.domain.timestamps import utc_now_iso
 from include.backup_integrity.stores.copying import (
     RepairError,
+    bad_copy_suffix,
     read_blocks,
     require_catalog_bytes,
     write_blocks,
@@ -50,7 +55,7 @@ from include.backup_integrity.tasks.results import failures_of, passed_result
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from include.backup_integrity.domain.records import CheckResult, ChunkOutcome
+    from include.backup_integrity.domain.records import BackupRecord, CheckResult, ChunkOutcome
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +75,17 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     outcomes = list(outcomes)
     settings = Settings.from_dict(plan["settings"])
     failures = failures_of(outcomes, plan)
-    tasks = plan_repairs(failures + sources_for_repair(outcomes, failures, plan))
+    records = catalog_records_for(failures, settings)
+    failures = at_catalog_paths(failures, records)
+    tasks = plan_repairs(failures + sources_for_repair(outcomes, records))
     if not tasks:
         return []
     tasks, refused = refuse_repairs_on(tasks, held_backends(outcomes, plan))
+    tasks, shared = refuse_shared_paths(tasks, shared_paths_of(tasks, settings))
+    tasks, capped = cap_repairs(tasks, list(records), settings.repair_max_copies, settings.repair_max_bytes)
+    if shared or capped:
+        log.warning("repairs refused: %d at a shared path, %d over the cap", len(shared), len(capped))
+    refused = refused + shared + capped
     if refused:
         record_outcomes(run_id, refused, settings)
     if mode == PLAN:
@@ -87,9 +99,59 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
             sum(1 for o in repairs if o["status"] == REPAIRED),
             sum(1 for o in repairs if o["status"] != REPAIRED),
         )
+    repairs = [redacted_outcome(o) for o in repairs]
     for line in describe_plan(repairs):
         log.info("  %s", line)
     return repairs
+
+
+def redacted_outcome(outcome: RepairOutcome) -> RepairOutcome:
+    """An outcome with any registered credential masked in its text (for XCom, alerts, the record)."""
+    masked = {key: redact(outcome[key]) for key in ("reason", "error", "path", "source_path")}  # type: ignore[literal-required]
+    return {**outcome, **masked}  # type: ignore[typeddict-item]
+
+
+def catalog_records_for(failures: list[CheckResult], settings: Settings) -> dict[str, BackupRecord]:
+    """The catalog rows of the backups with a repairable failure, newest first (few rows)."""
+    wanted = {f["backup_id"] for f in failures if f["kind"] in REPAIRABLE_KINDS and f["backend"]}
+    if not wanted:
+        return {}
+    conn = connect_catalog(settings)
+    try:
+        records, _ = catalog.select_by_ids(conn, settings, sorted(wanted))
+        conn.commit()
+    finally:
+        conn.close()
+    return {record["id"]: record for record in records}
+
+
+def at_catalog_paths(failures: list[CheckResult], records: dict[str, BackupRecord]) -> list[CheckResult]:
+    """The failures, each repairable one with the catalog's own location as its target.
+
+    A result's ``path`` is its redacted form (it went through XCom); writing there
+    would put the copy at ``.../***/...`` and leave the real one missing.
+    """
+    placed = []
+    for failure in failures:
+        if failure["kind"] in REPAIRABLE_KINDS and failure["backend"]:
+            record = records.get(failure["backup_id"])
+            failure = {**failure, "path": path_for(record, failure["backend"]) if record else None}
+        placed.append(failure)
+    return placed
+
+
+def shared_paths_of(tasks: list[RepairTask], settings: Settings) -> set[tuple[str, str]]:
+    """Which copies would be written where another catalog row records a copy too."""
+    targets = [(t["backup_id"], t["backend"], t["path"] or "") for t in tasks if copies_something(t)]
+    if not targets:
+        return set()
+    conn = connect_catalog(settings)
+    try:
+        shared = shared_targets(conn, settings.backups_table, targets)
+        conn.commit()
+    finally:
+        conn.close()
+    return shared
 
 
 def apply_repairs(tasks: list[RepairTask], settings: Settings, run_id: str) -> list[RepairOutcome]:
@@ -122,35 +184,21 @@ def record_outcomes(run_id: str, repairs: list[RepairOutcome], settings: Setting
     conn = connect_catalog(settings)
     try:
         with transaction(conn) as cur:
-            record_repairs(cur, run_id, repairs)
+            record_repairs(cur, run_id, [redacted_outcome(o) for o in repairs])
     finally:
         conn.close()
 
 
-def sources_for_repair(
-    outcomes: list[ChunkOutcome], failures: list[CheckResult], plan: dict[str, Any]
-) -> list[CheckResult]:
+def sources_for_repair(outcomes: list[ChunkOutcome], records: dict[str, BackupRecord]) -> list[CheckResult]:
     """The passing copies of the backups that have a repairable failure, with their locations.
 
-    Passes travel as ids; where each copy lives comes from the catalog (few rows: only
-    backups with a failure).
+    Passes travel as ids; where each copy lives comes from the catalog rows.
     """
-    wanted = {f["backup_id"] for f in failures if f["kind"] in REPAIRABLE_KINDS and f["backend"]}
-    if not wanted:
-        return []
-    settings = Settings.from_dict(plan["settings"])
-    conn = connect_catalog(settings)
-    try:
-        records, _ = catalog.select_by_ids(conn, settings, sorted(wanted))
-        conn.commit()
-    finally:
-        conn.close()
-    by_id = {record["id"]: record for record in records}
     sources = []
     for outcome in outcomes:
         for evidence, packed in outcome["passed"].items():
             for backup_id in unpack_ids(packed):
-                record = by_id.get(backup_id)
+                record = records.get(backup_id)
                 if record is None:
                     continue
                 source = passed_result(backup_id, outcome, evidence)
@@ -172,8 +220,14 @@ def verify_copy(backend: Any, path: str, task: RepairTask, what: str) -> None:
     require_catalog_bytes(observation.content_sha256 or "", observation.bytes_read or 0, task, what)
 
 
-def repair_one(task: RepairTask, backend_for: Callable[[str], Any]) -> RepairOutcome:
-    """Copy one bad copy from the first source that verifies; never raises."""
+def repair_one(
+    task: RepairTask, backend_for: Callable[[str], Any], keep_bad_copies: bool = True
+) -> RepairOutcome:
+    """Copy one bad copy from the first source that verifies; never raises.
+
+    With ``keep_bad_copies``, a wrong copy already at the target is kept beside it
+    (``<name>.bad-<UTC time>``) before the good one replaces it.
+    """
     if not task["path"] or not task["sources"]:
         return outcome_of(task, REFUSED, error=task["reason"])
     target = backend_for(task["backend"])
@@ -191,7 +245,8 @@ def repair_one(task: RepairTask, backend_for: Callable[[str], Any]) -> RepairOut
         used = outcome_of(task, FAILED, source_backend=source["backend"], source_path=source["path"])
         destination = target.describe(task["path"])
         try:
-            write_blocks(target, task["path"], read_blocks(source_backend, source["path"]), task)
+            keep_bad_as = bad_copy_suffix() if keep_bad_copies else None
+            write_blocks(target, task["path"], read_blocks(source_backend, source["path"]), task, keep_bad_as)
             verify_copy(target, task["path"], task, f"the written copy {destination}")
         except Exception as exc:
             detail = exc if isinstance(exc, RepairError) else f"{type(exc).__name__}: {exc}"
@@ -245,7 +300,7 @@ def execute_repairs(
     outcomes = []
     for task in tasks:
         try:
-            outcome = repair_one(task, get)
+            outcome = repair_one(task, get, settings.repair_keep_bad_copies)
         except Exception as exc:  # a backend that cannot even be built
             log.exception("repair of %s on %s failed", task["backup_id"], task["backend"])
             outcome = outcome_of(task, FAILED, error=f"{type(exc).__name__}: {exc}")

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -350,8 +352,116 @@ def test_a_param_cannot_raise_repair_to_apply_when_the_variable_says_otherwise(s
     assert states["select_backups"] == "failed"
     assert "success" not in states.values(), "nothing checked, nothing copied"
     assert stored_bytes(stores, backup, "r2") is None
-    assert query(stores, "SELECT count(*) AS n FROM backup_integrity_repair")[0]["n"] == 0
 
     planned = run_dag({"repair": "plan"})  # plan writes nothing: always allowed
     assert [(e["backup_id"], e["backend"]) for e in planned.statistics["repair_plan"]] == [(backup.id, "r2")]
     assert stored_bytes(stores, backup, "r2") is None
+
+
+def repair_rows(stores, run_id: str) -> dict[str, tuple[str, str | None]]:
+    rows = query(
+        stores,
+        "SELECT backup_id::text AS id, status, reason FROM backup_integrity_repair WHERE run_id = %s",
+        [run_id],
+    )
+    return {r["id"]: (r["status"], r["reason"]) for r in rows}
+
+
+def test_repairs_are_capped_per_run_newest_first_and_an_oversize_object_is_refused(
+    stores, run_dag, monkeypatch, airflow_env
+):
+    now = datetime.now(UTC)
+    sizes = {"a": 1000, "b": 5000, "c": 1500, "d": 1000, "e": 100}  # "a" is the newest
+    seeded = {
+        name: seed_backup(stores, size=size, created_at=now - timedelta(hours=2 + index))
+        for index, (name, size) in enumerate(sizes.items())
+    }
+    for backup in seeded.values():
+        delete(stores, backup, "r2")
+    set_variable(
+        monkeypatch, {**airflow_env, "repair": "apply", "repair_max_copies": 3, "repair_max_bytes": 3000}
+    )
+
+    first = run_dag()
+
+    assert (first.statistics["repaired"], first.statistics["repair_failed"]) == (2, 3)
+    written = {name for name, backup in seeded.items() if stored_bytes(stores, backup, "r2") is not None}
+    assert written == {"a", "c"}, "the bytes are spent on the newest backups"
+    rows = repair_rows(stores, first.run_id)
+    assert rows[seeded["b"].id] == ("refused", "larger than repair_max_bytes (5000 > 3000 bytes)")
+    assert rows[seeded["d"].id] == rows[seeded["e"].id] == ("refused", "repair cap")
+
+    set_variable(
+        monkeypatch, {**airflow_env, "repair": "apply", "repair_max_copies": 1, "repair_max_bytes": 3000}
+    )
+    second = run_dag()  # the count cap: one copy, the newest of what is left ("b" is still too large)
+
+    assert (second.statistics["repaired"], second.statistics["repair_failed"]) == (1, 2)
+    assert stored_bytes(stores, seeded["d"], "r2") == seeded["d"].content
+    assert stored_bytes(stores, seeded["e"], "r2") is None
+    rows = repair_rows(stores, second.run_id)
+    assert rows[seeded["e"].id] == ("refused", "repair cap")
+    assert rows[seeded["b"].id][0] == "refused"
+
+
+def test_a_path_another_catalog_row_records_is_never_written(stores, run_dag, monkeypatch, airflow_env):
+    backup = seed_backup(stores)
+    delete(stores, backup, "local")
+    folder, name = os.path.split(backup.paths["local"])
+    # A FAILED row that records the same local file, spelled differently, and a copy on r2 elsewhere.
+    seed_backup(
+        stores, status="FAILED", on=(), row_overrides={"local_path": f"./{folder}//{name}", "r2_path": "x/y"}
+    )
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+
+    outcome = run_dag()
+
+    assert (outcome.statistics["repaired"], outcome.statistics["repair_failed"]) == (0, 1)
+    assert stored_bytes(stores, backup, "local") is None
+    assert repair_rows(stores, outcome.run_id)[backup.id] == ("refused", "shared path")
+
+
+def test_wrong_copies_are_kept_beside_the_repaired_ones_on_local_and_on_s3(
+    stores, run_dag, monkeypatch, airflow_env
+):
+    backup = seed_backup(stores)
+    corrupt_same_size(stores, backup, "local")
+    corrupt_same_size(stores, backup, "r2")
+    bad_local, bad_r2 = stored_bytes(stores, backup, "local"), stored_bytes(stores, backup, "r2")
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+
+    outcome = run_dag({"mode": "full"})
+
+    assert outcome.statistics["repaired"] == 2
+    assert stored_bytes(stores, backup, "local") == backup.content
+    assert stored_bytes(stores, backup, "r2") == backup.content
+    folder, name = os.path.split(os.path.join(stores.local_root, backup.paths["local"]))
+    [kept_local] = [f for f in os.listdir(folder) if f != name]
+    assert re.fullmatch(re.escape(name) + r"\.bad-\d{8}T\d{6}Z", kept_local)
+    with open(os.path.join(folder, kept_local), "rb") as handle:
+        assert handle.read() == bad_local
+    listed = stores.r2.list_objects_v2(Bucket=stores.r2_bucket, Prefix=backup.paths["r2"])["Contents"]
+    [kept_key] = [o["Key"] for o in listed if o["Key"] != backup.paths["r2"]]
+    assert re.fullmatch(re.escape(backup.paths["r2"]) + r"\.bad-\d{8}T\d{6}Z", kept_key)
+    assert stores.r2.get_object(Bucket=stores.r2_bucket, Key=kept_key)["Body"].read() == bad_r2
+
+
+def test_a_path_holding_a_registered_secret_is_repaired_at_the_real_path(
+    stores, run_dag, monkeypatch, airflow_env, b2_server
+):
+    secret = "PathSecret-7f3a9c41"
+    b2 = {**b2_server.airflow_connection("backup_b2"), "password": secret}
+    set_connection(monkeypatch, "backup_b2", b2)
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+    real_path = f"vault/{secret}/full.dump"
+    backup = seed_backup(stores, on=("r2", "b2"), row_overrides={"local_path": real_path})
+
+    outcome = run_dag()
+
+    assert outcome.statistics["repaired"] == 1
+    with open(os.path.join(stores.local_root, real_path), "rb") as handle:
+        assert handle.read() == backup.content
+    assert not os.path.exists(os.path.join(stores.local_root, "vault/***")), "never the redacted form"
+    recorded = query(stores, "SELECT reason, error FROM backup_integrity_repair")
+    assert secret not in repr(recorded)
+    assert secret not in repr(outcome.statistics)

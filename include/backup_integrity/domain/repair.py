@@ -265,8 +265,8 @@ def cap_repairs(
             refused[index] = refused_outcome(
                 task,
                 REPAIR_CAP,
-                f"{REPAIR_CAP}: this run already writes {copies} copies ({spent} bytes) of at most "
-                f"{max_copies} copies and {max_bytes} bytes; left to the next run",
+                f"{REPAIR_CAP}: this run writes {copies} of at most {max_copies} copies and {spent} of "
+                f"at most {max_bytes} bytes; left to the next run",
             )
             continue
         copies += 1

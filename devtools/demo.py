@@ -155,7 +155,10 @@ def main() -> int:
         os.environ.update(
             **store_connections(postgres, r2, b2, "catalog"),
             AIRFLOW_CONN_BACKUP_NOTIFY=json.dumps(apprise_connection(webhook.apprise_url, smtp.apprise_url)),
-            AIRFLOW_VAR_BACKUP_INTEGRITY=json.dumps({"local_root": local_root, "chunk_size": 5}),
+            # The Variable sets the level: a trigger param may not raise repair to apply.
+            AIRFLOW_VAR_BACKUP_INTEGRITY=json.dumps(
+                {"local_root": local_root, "chunk_size": 5, "repair": args.repair}
+            ),
         )
         print(
             f"seeded {len(labels)} backups into a local folder, R2 (SeaweedFS, {r2.endpoint_url}) and "

@@ -9,6 +9,10 @@ copy and verifies its SHA-256 before calling it repaired. Each outcome is record
 in the catalog as soon as it is known, so a cleared run finds the copies an earlier
 try already proved and does not copy them again. Nothing here raises for a bad
 copy: every problem becomes an outcome with an error.
+
+Before anything is copied, the target is set to the catalog's own path (a result's
+path is redacted), and copies at a path another catalog row records or beyond the
+run's caps are refused; a wrong copy already there is kept as ``<name>.bad-<UTC time>``.
 """
 
 from __future__ import annotations

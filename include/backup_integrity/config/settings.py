@@ -68,6 +68,9 @@ class Settings:
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: float = 2
     repair: str = "off"
+    #: Restore drills (``config/drill_settings.py``): the validated object, or None when not configured.
+    restore_drill: dict[str, Any] | None = None
+    wal_segment_bytes: int = 16 * 1024 * 1024
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -197,6 +200,9 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
     if "repair" in data:
         values["repair"] = _require_repair_mode(_where("repair"), data["repair"])
+    from include.backup_integrity.config.drill_settings import drill_values  # it imports ConfigError
+
+    values.update(drill_values(data))
     return replace(Settings(), **values)
 
 

@@ -344,7 +344,8 @@ def restore_pg_dump(
         run_checks(target, scratch, checks, deadline)
     finally:
         progress.details["scratch_dropped"] = drop_scratch_database(target, scratch)
-    return f"{archive} archive restored into a scratch database, {len(checks)} check(s) true"
+    restored = "plain SQL dump replayed by psql" if archive == formats.PLAIN_SQL else f"{archive} archive"
+    return f"{restored} into a scratch database, {len(checks)} check(s) true"
 
 
 def _raise_tool_failure(tool: str, run: ToolRun, target: RestoreTarget, work: str) -> None:

@@ -5,6 +5,7 @@ by the system's pg_restore and psql into scratch databases of a real PostgreSQL.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ import pytest
 from devtools import drill_samples as samples
 from devtools.runs import DagRunOutcome
 from devtools.seed import corrupt_same_size, delete, restore, seed_backup
+from devtools.services import free_port
 from tests.support.catalog import query
 from tests.support.connections import set_connection, set_variable
 from tests.support.drills import (
@@ -377,3 +379,63 @@ def test_without_the_restore_drill_key_runs_succeed_doing_nothing(stores, airflo
     assert counts(run) == dict.fromkeys(STATISTICS, 0)
     assert query(stores, "SELECT to_regclass('backup_integrity_restore') AS t") == [{"t": None}]
     assert os.environ.get("AIRFLOW_CONN_BACKUP_RESTORE_TARGET") is None
+
+
+def test_environment_failures_end_as_errors_not_failures(stores, configure, postgres, dumps, monkeypatch):
+    big = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
+    small = seed(stores, "FULL_DATABASE", b"tiny")
+    configure(decrypt_command=["no-such-decrypter", "--stdin"], max_bytes=100)
+
+    run = run_drill_dag({"backup_ids": [big.id, small.id]})
+
+    rows = {r["backup_id"]: r for r in drill_rows(stores, run.run_id)}
+    assert (rows[big.id]["status"], rows[big.id]["stage"]) == ("error", "fetch")
+    assert "more than restore_drill.max_bytes (100)" in rows[big.id]["message"]
+    assert (rows[small.id]["status"], rows[small.id]["stage"]) == ("error", "decrypt")
+    assert "'no-such-decrypter' is not installed" in rows[small.id]["message"]
+
+    configure()
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS drill_no_createdb")
+        conn.execute("CREATE ROLE drill_no_createdb LOGIN NOCREATEDB")
+        conn.execute("DROP ROLE IF EXISTS drill_createdb")
+        conn.execute("CREATE ROLE drill_createdb LOGIN CREATEDB PASSWORD 'drill-target-password'")
+    target = {"conn_type": "postgres", "host": "127.0.0.1", "port": postgres.port, "schema": "postgres"}
+    set_connection(monkeypatch, "backup_restore_target", {**target, "login": "drill_no_createdb"})
+    refused = run_drill_dag({"backup_ids": [big.id]})
+    (row,) = drill_rows(stores, refused.run_id)
+    assert (row["status"], row["stage"]) == ("error", "restore")
+    assert "CREATE DATABASE" in row["message"]
+    assert "permission denied" in row["message"]
+
+    set_connection(monkeypatch, "backup_restore_target", {**target, "port": free_port()})
+    unreachable = run_drill_dag({"backup_ids": [big.id]})
+    (row,) = drill_rows(stores, unreachable.run_id)
+    assert (row["status"], row["stage"]) == ("error", "restore")
+    assert "cannot be reached" in row["message"]
+
+    # A role that may only create databases restores a custom dump (no owner, no privileges).
+    set_connection(
+        monkeypatch,
+        "backup_restore_target",
+        {**target, "login": "drill_createdb", "password": "drill-target-password"},
+    )
+    allowed = run_drill_dag({"backup_ids": [big.id]})
+    assert allowed.state == "success", drill_rows(stores, allowed.run_id)
+    assert scratch_databases(postgres) == []
+    (alert,) = [a for a in drill_alerts(stores) if a["backup_id"] == big.id]
+    assert (alert["details"]["kind"], alert["status"]) == ("restore_error", "RESOLVED")
+
+
+def test_a_drill_past_its_timeout_is_an_error_and_its_processes_are_killed(stores, configure, dumps):
+    marker = f"{uuid.uuid4().int % 100000 + 600000}"
+    configure(decrypt_command=["sh", "-c", f"sleep {marker} & sleep {marker}"], timeout_minutes=0.05)
+    backup = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
+
+    run = run_drill_dag({"backup_ids": [backup.id]})
+
+    (row,) = drill_rows(stores, run.run_id)
+    assert (row["status"], row["stage"]) == ("error", "decrypt")
+    assert "ran out of time (timeout_minutes = 0.05)" in row["message"]
+    sleeping = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    assert sleeping.stdout == "", "the command and the child it started were killed with their group"

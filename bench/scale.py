@@ -301,13 +301,21 @@ def main() -> int:
         help="LocalExecutor parallelism of the run under the scheduler (0: skip that run)",
     )
     parser.add_argument(
+        "--s3-server",
+        choices=["moto", "seaweedfs"],
+        default="moto",
+        help="what serves the two S3 stores: moto servers, or real SeaweedFS servers (weed mini)",
+    )
+    parser.add_argument(
         "--hash-mib", type=int, default=1024, help="file size for the hashing benchmark (0: skip)"
     )
     args = parser.parse_args()
 
     from devtools.runs import use_throwaway_airflow
     from devtools.seed import Stores, create_buckets, create_catalog
-    from devtools.services import MotoServer, PostgresServer
+    from devtools.services import MotoServer, PostgresServer, SeaweedServer
+
+    s3_server = SeaweedServer if args.s3_server == "seaweedfs" else MotoServer
 
     home = tempfile.mkdtemp(prefix="bi-bench-airflow-")
     use_throwaway_airflow(
@@ -326,7 +334,7 @@ def main() -> int:
                     Stores,
                     create_buckets,
                     create_catalog,
-                    MotoServer,
+                    s3_server,
                     PostgresServer,
                 )
             )
@@ -353,14 +361,14 @@ def main() -> int:
 
 
 def bench_one(
-    n, sample, parallelism, Stores, create_buckets, create_catalog, MotoServer, PostgresServer
+    n, sample, parallelism, Stores, create_buckets, create_catalog, s3_server, PostgresServer
 ) -> dict[str, Any]:
     services = []
     local_root = tempfile.mkdtemp(prefix="bi-bench-backups-")
     try:
         postgres = PostgresServer().start()
         services.append(postgres)
-        r2, b2 = MotoServer("r2").start(), MotoServer("b2").start()
+        r2, b2 = s3_server("r2").start(), s3_server("b2").start()
         services += [r2, b2]
         stores = Stores(
             catalog_dsn=postgres.create_database("catalog"),

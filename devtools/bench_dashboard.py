@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from include.backup_integrity.catalog.backups import ensure_schema, read_sql
+from include.backup_integrity.catalog.schema import read_shipped_sql, upgrade_schema
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.dashboard.app import (
     compute_coverage,
@@ -31,7 +31,7 @@ from include.backup_integrity.dashboard.app import (
 def seed_scale(conn: Any, backups: int, runs: int, now: datetime) -> None:
     """Fill the catalog and the verifier's tables in SQL; ``runs`` checks of every copy."""
     with conn.cursor() as cur:
-        cur.execute(read_sql("catalog_tables.sql"))
+        cur.execute(read_shipped_sql("catalog_tables.sql"))
         cur.execute(
             "INSERT INTO backups_backup (id, backup_type, filename, size_bytes, checksum, local_path, "
             "r2_path, b2_path, status, created_at) "
@@ -97,7 +97,7 @@ def main() -> None:
     try:
         dsn = server.create_database("bench")
         conn = psycopg.connect(dsn)
-        ensure_schema(conn)
+        upgrade_schema(conn)
         now = datetime.now(UTC)
         started = time.perf_counter()
         seed_scale(conn, args.backups, args.runs, now)

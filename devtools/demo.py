@@ -1,7 +1,7 @@
 """Run the verifier once on the embedded default and print what it found.
 
-Starts a throwaway PostgreSQL (catalog), two moto S3 servers standing in for R2
-and B2, a local backup folder, a webhook and an SMTP receiver; seeds sample
+Starts a throwaway PostgreSQL (catalog), a real SeaweedFS standing in for R2 and a moto S3
+server for B2, a local backup folder, a webhook and an SMTP receiver; seeds sample
 backups including a few faults; runs ``verify_storage_integrity`` with
 ``dag.test()`` against a temporary Airflow home; prints the run's statistics,
 its alerts and the notifications that arrived. Everything is removed at exit.
@@ -123,13 +123,22 @@ def main() -> int:
 
     home = prepare_airflow_home()
     from devtools.seed import Stores, create_buckets, create_catalog
-    from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver, store_connections
+    from devtools.services import (
+        MotoServer,
+        PostgresServer,
+        SeaweedServer,
+        SmtpReceiver,
+        WebhookReceiver,
+        apprise_connection,
+        store_connections,
+    )
 
     services = []
     try:
         postgres = PostgresServer().start()
         services.append(postgres)
-        r2, b2 = MotoServer("r2").start(), MotoServer("b2").start()
+        # R2 is played by a real object store (SeaweedFS), B2 by moto.
+        r2, b2 = SeaweedServer("r2").start(), MotoServer("b2").start()
         services += [r2, b2]
         webhook, smtp = WebhookReceiver().start(), SmtpReceiver().start()
         services += [webhook, smtp]
@@ -145,17 +154,12 @@ def main() -> int:
         labels = seed_samples(stores)
         os.environ.update(
             **store_connections(postgres, r2, b2, "catalog"),
-            AIRFLOW_CONN_BACKUP_NOTIFY=json.dumps(
-                {
-                    "conn_type": "apprise",
-                    "extra": {"config": [{"path": webhook.apprise_url}, {"path": smtp.apprise_url}]},
-                }
-            ),
+            AIRFLOW_CONN_BACKUP_NOTIFY=json.dumps(apprise_connection(webhook.apprise_url, smtp.apprise_url)),
             AIRFLOW_VAR_BACKUP_INTEGRITY=json.dumps({"local_root": local_root, "chunk_size": 5}),
         )
         print(
-            f"seeded {len(labels)} backups into a local folder, R2 ({r2.endpoint_url}) and "
-            f"B2 ({b2.endpoint_url}); running verify_storage_integrity in {args.mode} mode ..."
+            f"seeded {len(labels)} backups into a local folder, R2 (SeaweedFS, {r2.endpoint_url}) and "
+            f"B2 (moto, {b2.endpoint_url}); running verify_storage_integrity in {args.mode} mode ..."
         )
         for _ in range(args.runs):
             conf = {"mode": args.mode, "repair": args.repair}

@@ -15,6 +15,9 @@ PostgreSQL, or a real notification receiver, and misbehaves on command:
   beyond it are answered ``503 SlowDown``;
 - ``echo_credential``: (HTTP) every request is answered ``403`` with a message
   quoting the access key id of its Authorization header, as some stores do;
+- ``reject_checksum_mode``: (HTTP) every request carrying the ``x-amz-checksum-mode``
+  header is answered ``400 InvalidArgument "Unsupported header 'x-amz-checksum-mode'"``,
+  as Backblaze B2 answered in 2024-25; other requests pass;
 - :meth:`FaultProxy.drop_on` (raw TCP, e.g. PostgreSQL): when the client sends a
   byte pattern, drop every connection and refuse new ones for a while, as a
   restarting server does (optionally after forwarding the pattern, so that the
@@ -44,7 +47,7 @@ SLOW_DOWN_BODY = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
     "<RequestId>faultproxy</RequestId></Error>"
 )
-REASONS = {403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 @dataclass
@@ -311,6 +314,14 @@ class FaultProxy:
                 "message": f"The access key {key_id} does not exist in our records.",
             }
             await self._answer_error(writer, method, target, options, "echoed")
+            return
+        elif mode == "reject_checksum_mode" and "x-amz-checksum-mode" in headers:
+            options = {
+                "status": 400,
+                "code": "InvalidArgument",
+                "message": "Unsupported header 'x-amz-checksum-mode' received for this API call.",
+            }
+            await self._answer_error(writer, method, target, options, "rejected_header")
             return
 
         if options.get("delay"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from include.backup_integrity.catalog.backups import read_sql
+from include.backup_integrity.catalog.schema import read_shipped_sql
 
 TYPES_ON_ALL = ("FULL_DATABASE", "TENANT_BACKUP", "CONFIGURATION")
 
@@ -56,7 +56,7 @@ class SeededBackup:
 def create_catalog(stores: Stores) -> None:
     conn = stores.connect()
     with conn, conn.cursor() as cur:
-        cur.execute(read_sql("catalog_tables.sql"))
+        cur.execute(read_shipped_sql("catalog_tables.sql"))
     conn.close()
 
 

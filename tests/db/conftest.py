@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from include.backup_integrity.catalog.backups import ensure_schema
+from include.backup_integrity.catalog.schema import upgrade_schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def catalog(stores: Any) -> Iterator[psycopg.Connection]:
-    """A connection to the test's catalog, with the verifier's own tables created."""
+    """A connection to the test's catalog, with the verifier's own tables at head."""
     conn = psycopg.connect(stores.catalog_dsn)
-    ensure_schema(conn)
+    upgrade_schema(conn)
     yield conn
     conn.close()

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 
-import psycopg
 import pytest
 
 from devtools.seed import seed_backup
 from include.backup_integrity.catalog.backups import (
-    ADVISORY_LOCK_KEY,
     canonical_time,
-    ensure_schema,
     record_results,
     update_metadata_lazily,
 )
@@ -99,24 +96,3 @@ def test_check_times_are_compared_in_one_fixed_width_utc_form():
     assert canonical_time("2026-11-30T11:00:00Z") == NOW
     with pytest.raises(ValueError, match="not an ISO 8601 time"):
         canonical_time("yesterday")
-
-
-def test_schema_in_place_is_only_looked_at_and_a_missing_part_is_created(stores, catalog):
-    holder = psycopg.connect(stores.catalog_dsn)
-    try:
-        with holder.cursor() as cur:  # another run holds the verifier's lock
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
-        with transaction(catalog) as cur:
-            cur.execute("SET statement_timeout = '2s'")
-        ensure_schema(catalog)  # would time out waiting for the lock if it took it
-    finally:
-        holder.rollback()
-        holder.close()
-
-    with transaction(catalog) as cur:
-        cur.execute("DROP INDEX backup_integrity_result_failed_idx")
-    ensure_schema(catalog)
-
-    with transaction(catalog) as cur:
-        cur.execute("SELECT to_regclass('backup_integrity_result_failed_idx') IS NOT NULL")
-        assert cur.fetchone()[0]

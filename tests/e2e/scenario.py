@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from devtools.seed import Stores, corrupt_same_size, create_buckets, create_catalog, delete, seed_backup
-from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver
+from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver, apprise_connection
 from include.backup_integrity.domain.statistics import CONTRACT_STATISTICS
 
 if TYPE_CHECKING:
@@ -89,19 +89,10 @@ class Environment:
 
     def connections(self, postgres: PostgresServer, r2: MotoServer, b2: MotoServer) -> dict[str, Any]:
         return {
-            "backup_catalog": {
-                "conn_type": "postgres",
-                "host": "127.0.0.1",
-                "port": postgres.port,
-                "login": postgres.user,
-                "schema": self.stores.dbname,  # type: ignore[attr-defined]
-            },
+            "backup_catalog": postgres.airflow_connection(self.stores.dbname),  # type: ignore[attr-defined]
             "backup_r2": r2.airflow_connection("backup_r2"),
             "backup_b2": b2.airflow_connection("backup_b2"),
-            "backup_notify": {
-                "conn_type": "apprise",
-                "extra": {"config": [{"path": self.webhook.apprise_url}, {"path": self.smtp.apprise_url}]},
-            },
+            "backup_notify": apprise_connection(self.webhook.apprise_url, self.smtp.apprise_url),
         }
 
     def variable(self) -> dict[str, Any]:

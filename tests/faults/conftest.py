@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from devtools.seed import Stores
-    from devtools.services import MotoServer, PostgresServer, SmtpReceiver, WebhookReceiver
+    from devtools.services import MotoServer, PostgresServer, S3Server, SmtpReceiver, WebhookReceiver
 
 
 def _proxy(upstream_port: int, *, http: bool) -> Iterator[FaultProxy]:
@@ -33,8 +33,8 @@ def _proxy(upstream_port: int, *, http: bool) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def r2_proxy(r2_server: MotoServer) -> Iterator[FaultProxy]:
-    yield from _proxy(r2_server.port, http=True)
+def r2_proxy(r2_store: S3Server) -> Iterator[FaultProxy]:
+    yield from _proxy(r2_store.port, http=True)
 
 
 @pytest.fixture
@@ -73,13 +73,7 @@ def through_proxies(
     set_connection(
         monkeypatch,
         "backup_catalog",
-        {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": catalog_proxy.port,
-            "login": postgres.user,
-            "schema": stores.dbname,  # type: ignore[attr-defined]
-        },
+        postgres.airflow_connection(stores.dbname, port=catalog_proxy.port),  # type: ignore[attr-defined]
     )
     return {"r2": r2_proxy, "b2": b2_proxy, "catalog": catalog_proxy}
 

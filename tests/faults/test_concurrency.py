@@ -108,7 +108,7 @@ def test_concurrent_runs_in_threads_write_each_alert_once_and_lose_no_update(
 
 
 def test_a_slow_scheduled_run_and_a_backfill_run_overlapping(
-    stores, through_proxies, airflow_db, webhook, tmp_path, r2_server
+    stores, through_proxies, airflow_db, webhook, tmp_path, r2_store
 ):
     """Two DAG runs in two processes (each with its own Airflow metadata DB), one slowed by its store."""
     seeded = seed_failures(stores)
@@ -125,7 +125,7 @@ def test_a_slow_scheduled_run_and_a_backfill_run_overlapping(
         )
     homes[0]["AIRFLOW_CONN_BACKUP_R2"] = json.dumps(s3_connection(slow_store, read_timeout=10))
     fast_r2 = s3_connection(slow_store)
-    fast_r2["extra"]["endpoint_url"] = r2_server.endpoint_url
+    fast_r2["extra"]["endpoint_url"] = r2_store.endpoint_url
     homes[1]["AIRFLOW_CONN_BACKUP_R2"] = json.dumps(fast_r2)
 
     scheduled = start_dag_process(now + timedelta(hours=1), run_after=now, env=homes[0])

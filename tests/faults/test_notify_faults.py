@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.seed import delete, seed_backup
+from devtools.services import apprise_connection
 from tests.support.catalog import alerts, query
 from tests.support.connections import set_connection
 
@@ -18,18 +19,11 @@ def notify_through_proxies(monkeypatch, airflow_env, webhook_proxy, smtp_proxy):
     set_connection(
         monkeypatch,
         "backup_notify",
-        {
-            "conn_type": "apprise",
-            "extra": {
-                "config": [
-                    {"path": f"json://127.0.0.1:{webhook_proxy.port}/hook"},
-                    {
-                        "path": f"mailto://127.0.0.1:{smtp_proxy.port}?from=verifier@example.com"
-                        "&to=ops@example.com&secure=no&smtp=127.0.0.1"
-                    },
-                ]
-            },
-        },
+        apprise_connection(
+            f"json://127.0.0.1:{webhook_proxy.port}/hook",
+            f"mailto://127.0.0.1:{smtp_proxy.port}?from=verifier@example.com"
+            "&to=ops@example.com&secure=no&smtp=127.0.0.1",
+        ),
     )
     return {"webhook": webhook_proxy, "smtp": smtp_proxy}
 

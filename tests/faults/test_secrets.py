@@ -12,8 +12,9 @@ import json
 from typing import Any
 
 from devtools.seed import delete, seed_backup
+from devtools.services import apprise_connection
 from tests.support.catalog import query
-from tests.support.connections import set_connection
+from tests.support.connections import s3_connection, set_connection
 
 R2_KEY, R2_SECRET = "AKIAFAULTR2KEY7Q3X9", "r2SecretValue-9fJq2LmZ"
 B2_KEY, B2_SECRET = "B2KEYID00FAULT4711", "b2SecretValue-Xy81Kq"
@@ -43,48 +44,21 @@ def test_no_credential_is_logged_stored_or_sent(
         set_connection(
             monkeypatch,
             conn_id,
-            {
-                "conn_type": "aws",
-                "login": key,
-                "password": secret,
-                "extra": {
-                    "endpoint_url": proxy.url,
-                    "region_name": "us-east-1",
-                    "config_kwargs": {
-                        "connect_timeout": 1,
-                        "read_timeout": 2,
-                        "retries": {"max_attempts": 1},
-                    },
-                },
-            },
+            s3_connection(proxy, login=key, password=secret, retries={"max_attempts": 1}),
         )
     set_connection(
         monkeypatch,
         "backup_catalog",
-        {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": catalog.port,
-            "login": postgres.user,
-            "password": PG_PASSWORD,
-            "schema": stores.dbname,
-        },
+        {**postgres.airflow_connection(stores.dbname, port=catalog.port), "password": PG_PASSWORD},
     )
     set_connection(
         monkeypatch,
         "backup_notify",
-        {
-            "conn_type": "apprise",
-            "extra": {
-                "config": [
-                    {"path": f"json://hookuser:{HOOK_PASSWORD}@127.0.0.1:{webhook.port}/hook"},
-                    {
-                        "path": f"mailto://mailer:{SMTP_PASSWORD}@127.0.0.1:{smtp.port}"
-                        "?from=verifier@example.com&to=ops@example.com&secure=no&smtp=127.0.0.1"
-                    },
-                ]
-            },
-        },
+        apprise_connection(
+            f"json://hookuser:{HOOK_PASSWORD}@127.0.0.1:{webhook.port}/hook",
+            f"mailto://mailer:{SMTP_PASSWORD}@127.0.0.1:{smtp.port}"
+            "?from=verifier@example.com&to=ops@example.com&secure=no&smtp=127.0.0.1",
+        ),
     )
     gone = seed_backup(stores)
     delete(stores, gone, "b2")

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from devtools.seed import delete, seed_backup
 from include.backup_integrity.stores.backends import CONCURRENCY
 from tests.support.catalog import alerts, open_alerts_by_key, query, results
 from tests.support.connections import s3_connection, set_connection, set_variable
+
+pytestmark = pytest.mark.s3_servers  # r2 on moto, then on SeaweedFS
 
 
 def test_slow_down_three_times_in_a_row_to_each_request_still_verifies(

@@ -23,6 +23,7 @@ from devtools.services import free_port
 from include.backup_integrity.config.settings import params_of_run
 from include.backup_integrity.tasks.pipeline import aggregate, record_and_alert, select_backups, verify
 from tests.support.catalog import alerts, query
+from tests.support.connections import s3_connection
 
 RUNS = 6
 
@@ -104,17 +105,8 @@ def test_runs_over_different_backups_share_one_outage_alert_and_one_summary(
     monkeypatch.setenv(
         "AIRFLOW_CONN_BACKUP_B2",
         json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {
-                    "endpoint_url": f"http://127.0.0.1:{free_port()}",  # b2 is down
-                    "region_name": "us-east-1",
-                    "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
-                },
-            }
-        ),
+            s3_connection(f"http://127.0.0.1:{free_port()}", retries={"max_attempts": 1})
+        ),  # b2 is down
     )
     backups = [seed_backup(stores) for _ in range(RUNS)]
     for backup in backups:

@@ -9,6 +9,8 @@ from botocore.utils import parse_timestamp
 
 from include.backup_integrity.stores.backends import fast_timestamp, make_s3_client, s3_fingerprint
 
+pytestmark = pytest.mark.s3_servers  # r2 on moto, then on SeaweedFS
+
 
 @pytest.mark.parametrize(
     "text",

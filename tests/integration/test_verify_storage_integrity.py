@@ -19,7 +19,7 @@ from devtools.seed import (
 )
 from devtools.services import free_port
 from tests.support.catalog import alerts, last_check, metadata, open_alerts_by_key, query, results
-from tests.support.connections import set_variable
+from tests.support.connections import s3_connection, set_variable
 from tests.support.runs import load_dag, window_end_for
 
 
@@ -321,18 +321,7 @@ def test_a_backend_that_is_down_is_a_backend_error_never_missing(stores, run_dag
     dead = free_port()
     monkeypatch.setenv(
         "AIRFLOW_CONN_BACKUP_B2",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {
-                    "endpoint_url": f"http://127.0.0.1:{dead}",
-                    "region_name": "us-east-1",
-                    "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
-                },
-            }
-        ),
+        json.dumps(s3_connection(f"http://127.0.0.1:{dead}", retries={"max_attempts": 1})),
     )
     webhook.clear()
     outage = run_dag()

@@ -11,14 +11,16 @@ if TYPE_CHECKING:
     from devtools.faultproxy import FaultProxy
 
 
-def s3_connection(proxy: FaultProxy, **config_kwargs: Any) -> dict[str, Any]:
-    """An aws connection to a store through its proxy, with timeouts of seconds."""
+def s3_connection(
+    endpoint: FaultProxy | str, *, login: str = "testing", password: str = "testing", **config_kwargs: Any
+) -> dict[str, Any]:
+    """An aws connection to a store (a URL, or a fault proxy in front of one), with timeouts of seconds."""
     return {
         "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
+        "login": login,
+        "password": password,
         "extra": {
-            "endpoint_url": proxy.url,
+            "endpoint_url": endpoint if isinstance(endpoint, str) else endpoint.url,
             "region_name": "us-east-1",
             "verify": False,
             "config_kwargs": {"connect_timeout": 1, "read_timeout": 2, **config_kwargs},

@@ -84,6 +84,17 @@ FAILURE_KINDS = (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH, INVALID_RECORD, BACK
 API_ENDPOINTS = ("summary", "matrix", "alerts", "last-run", "coverage", "failures-per-day")
 
 
+class SchemaWaiting(Exception):
+    """The catalog's schema is behind this code: the page waits for the verifier to migrate it."""
+
+
+def render_waiting_page(message: str) -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Backup integrity</title></head>"
+        f"<body><h1>Backup integrity</h1><p id='schema-waiting'>{_e(message)}</p></body></html>"
+    )
+
+
 class DashboardError(ValueError):
     """A request the dashboard cannot answer (a bad page number, say)."""
 
@@ -651,8 +662,8 @@ def create_app() -> Any:
 
     def read(section: Any) -> Any:
         """Run ``section(cur, settings, now)`` in a read-only transaction on the catalog."""
-        from include.backup_integrity.catalog.backups import ensure_schema
         from include.backup_integrity.catalog.connection import connect_catalog
+        from include.backup_integrity.catalog.schema import schema_status
         from include.backup_integrity.config.settings import ConfigError
 
         try:
@@ -661,7 +672,9 @@ def create_app() -> Any:
         except ConfigError as error:
             raise HTTPException(status_code=500, detail=str(error)) from None
         try:
-            ensure_schema(conn)  # the verifier's own tables, as its first run creates them
+            status = schema_status(conn)  # never DDL here: the verifier's first task migrates
+            if status.pending:
+                raise SchemaWaiting(status.waiting_message)
             with conn.cursor() as cur:
                 return section(cur, settings, datetime.now(UTC))
         except DashboardError as error:
@@ -669,6 +682,10 @@ def create_app() -> Any:
         finally:
             conn.rollback()
             conn.close()
+
+    @app.exception_handler(SchemaWaiting)
+    def schema_waiting(request: Any, waiting: SchemaWaiting) -> Response:
+        return Response(json.dumps({"detail": str(waiting)}), status_code=503, media_type="application/json")
 
     def as_json(value: Any) -> Response:
         return Response(json.dumps(value, default=_json_default), media_type="application/json")
@@ -678,7 +695,10 @@ def create_app() -> Any:
 
     @app.get("/", response_class=HTMLResponse)
     def page(page: int = page_q, page_size: int = size_q, failing: bool = False) -> HTMLResponse:
-        model = read(lambda c, s, now: view_model(c, s, page, page_size, now, failing))
+        try:
+            model = read(lambda c, s, now: view_model(c, s, page, page_size, now, failing))
+        except SchemaWaiting as waiting:
+            return HTMLResponse(render_waiting_page(str(waiting)))
         return HTMLResponse(render_page(model))
 
     @app.get("/api/summary")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog, transaction
+from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.config.secrets import redact, register_package_secrets
 from include.backup_integrity.config.settings import (
     BACKEND_CONN_IDS,
@@ -61,7 +62,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     route = routes(settings)
     conn = connect_catalog()
     try:
-        catalog.ensure_schema(conn)
+        upgrade_schema(conn)
         window_start: datetime | None = None
         window_end_out: datetime | None = None
         skipped: list[str] = []

@@ -232,11 +232,12 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
 def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
     """Record the verdict in the catalog and deliver its notices (after commit)."""
     from include.backup_integrity.catalog.connection import connect_catalog
+    from include.backup_integrity.catalog.schema import upgrade_schema
     from include.backup_integrity.notify import delivery as notify
 
     conn = connect_catalog()
     try:
-        catalog.ensure_schema(conn)  # the outbox may not exist yet if the verifier never ran
+        upgrade_schema(conn)  # the outbox may not exist yet if the verifier never ran
         with transaction(conn) as cur:
             change = apply_verdict(cur, settings.alerts_table, verdict, run_id)
         log.log(

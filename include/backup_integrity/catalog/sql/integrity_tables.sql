@@ -1,4 +1,6 @@
--- The verifier's own tables, created idempotently on its first run.
+-- The verifier's own tables for standalone use (psql -f), as its migrations create them
+-- at head (catalog/migrations; tests/db/test_schema.py keeps the two equal). The verifier
+-- itself never runs this script: its first task applies the migrations.
 
 -- One row per DAG run: what it covered and the statistics it returned.
 CREATE TABLE IF NOT EXISTS backup_integrity_run (

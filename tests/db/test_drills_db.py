@@ -17,6 +17,7 @@ from include.backup_integrity.catalog.alerts import apply_alert_changes
 from include.backup_integrity.catalog.backups import select_by_ids
 from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.catalog.object_state import save_checks
+from include.backup_integrity.catalog.schema import current_revision, head_revision
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.drills import DrillOutcome, judge_overdue, plan_drill_alerts
 from include.backup_integrity.domain.records import MISSING, PASSED
@@ -36,7 +37,8 @@ MIGRATION = REPO / "include/backup_integrity/catalog/migrations/versions/0002_re
 
 @pytest.fixture
 def drills_catalog(catalog):
-    drill_store.ensure_restore_table(catalog)
+    """The test's catalog migrated to head: revision 0002_restore_drills created the drill history."""
+    assert current_revision(catalog) == "0002_restore_drills"
     return catalog
 
 
@@ -73,9 +75,8 @@ def record(conn, run_id, window_end, outcomes):
         return drill_store.update_restore_metadata(cur, SETTINGS, outcomes, run_id)
 
 
-def test_the_table_is_created_once_and_the_revision_runs_the_same_ddl(stores, catalog):
-    drill_store.ensure_restore_table(catalog)
-    drill_store.ensure_restore_table(catalog)
+def test_the_revision_follows_the_baseline_and_its_ddl_may_run_again(stores, catalog):
+    assert head_revision() == "0002_restore_drills"
     spec = importlib.util.spec_from_file_location("revision_0002", MIGRATION)
     revision = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(revision)
@@ -88,7 +89,7 @@ def test_the_table_is_created_once_and_the_revision_runs_the_same_ddl(stores, ca
 
     engine = create_engine(stores.catalog_dsn.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection, Operations.context(MigrationContext.configure(connection)):
-        revision.upgrade()  # on a catalog whose table the DAG created first: no change, no error
+        revision.upgrade()  # again, on a catalog that has the table: no change, no error
     engine.dispose()
     columns = query(
         stores,

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import alerts as alert_store
-from include.backup_integrity.catalog.backups import CANONICAL_TIME, canonical_time, lock, table
-from include.backup_integrity.catalog.connection import sql, transaction
+from include.backup_integrity.catalog.backups import CANONICAL_TIME, canonical_time, table
+from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.domain.checks import path_for
 from include.backup_integrity.domain.drills import (
     DRILL_ALERT_KINDS,
@@ -41,7 +41,8 @@ RESTORE_TABLE = "backup_integrity_restore"
 
 #: The drill history: one row per (run, backup). ``window_end`` is the end of the drill
 #: run's data interval, the clock ``restore_overdue`` counts in. Created by the Alembic
-#: revision ``0002_restore_drills``, which executes this very text.
+#: revision ``0002_restore_drills``, which executes this very text (``integrity_tables.sql``
+#: ships it too, for standalone use).
 RESTORE_TABLE_DDL = """
 CREATE TABLE IF NOT EXISTS backup_integrity_restore (
     run_id text NOT NULL,
@@ -69,24 +70,6 @@ CREATE INDEX IF NOT EXISTS backup_integrity_restore_backup_idx
 CREATE INDEX IF NOT EXISTS backup_integrity_restore_type_idx
     ON backup_integrity_restore (backup_type, status, window_end DESC);
 """
-
-
-# ---------------------------------------------------------------------------------------------
-# TEMPORARY, until the Alembic migrations are on main: the drill DAG's first task creates the
-# table from RESTORE_TABLE_DDL. The integrator replaces this call by the schema upgrade
-# (``catalog.schema.upgrade_schema``), which runs revision 0002_restore_drills.
-def ensure_restore_table(conn: Any) -> None:
-    """Create ``backup_integrity_restore`` if it is not there yet (idempotent, under the lock)."""
-    with transaction(conn) as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [RESTORE_TABLE])
-        if cur.fetchone()[0]:
-            return
-    with transaction(conn) as cur:
-        lock(cur)
-        cur.execute(RESTORE_TABLE_DDL)
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def server_identity(conn: Any) -> tuple[str, str]:

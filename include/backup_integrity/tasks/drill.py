@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog import drills as drill_store
 from include.backup_integrity.catalog.connection import connect_catalog, transaction
+from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.config.drill_settings import (
     DECRYPT_CONN_ID,
     DRILL_KEY,
@@ -83,8 +84,7 @@ def choose_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     options = resolve_drill_options(drill, params)
     conn = connect_catalog()
     try:
-        catalog.ensure_schema(conn)
-        drill_store.ensure_restore_table(conn)
+        upgrade_schema(conn)  # revision 0002_restore_drills creates the drill history
         plan["catalog_identity"] = list(drill_store.server_identity(conn))
         skipped: list[str] = []
         if options.backup_ids:

@@ -5,9 +5,8 @@ Revises: 0001_baseline
 
 One row per (drill run, backup): how the drill ended, at which stage, from which
 copy, and the drill run's window end that ``restore_overdue`` counts in. The DDL
-is :data:`include.backup_integrity.catalog.drills.RESTORE_TABLE_DDL`, idempotent
-(``IF NOT EXISTS``), so a catalog whose table the drill DAG created before this
-revision existed upgrades without change.
+is :data:`include.backup_integrity.catalog.drills.RESTORE_TABLE_DDL` (``IF NOT
+EXISTS``: running it on a catalog that has the table changes nothing).
 """
 
 from __future__ import annotations

@@ -251,7 +251,8 @@ def rclone_check(stores: Any, backend: str, endpoint: str) -> dict[str, Any] | N
 
 def hashing(mib: int) -> dict[str, float]:
     """Full-mode hashing of a local file through the backend, against raw hashlib on memory."""
-    from include.backup_integrity.stores.backends import READ_BLOCK_BYTES, LocalBackend
+    from include.backup_integrity.stores.base import READ_BLOCK_BYTES
+    from include.backup_integrity.stores.local import LocalBackend
 
     block = os.urandom(READ_BLOCK_BYTES)
     total = mib * 1024 * 1024

@@ -4,12 +4,13 @@ Run: ``PYTHONPATH=$PWD .venv/bin/python -m devtools.bench_dashboard [--backups 1
 Starts a throwaway PostgreSQL, fills the catalog and the verifier's tables in SQL
 (``generate_series``: every backup checked on each of its backends in each run, one
 run in full mode, about 1% failing, spread over 30 days), then times each section of
-the page, the first and a deep page of the matrix, and prints the timings.
+the page, the first and a deep page of the matrix, and the page's HTML, and prints the timings.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from datetime import UTC, datetime
@@ -24,8 +25,9 @@ from include.backup_integrity.dashboard.app import (
     last_run,
     matrix,
     open_alerts,
-    view_model,
+    summary,
 )
+from include.backup_integrity.dashboard.page import render_page
 
 
 def seed_scale(conn: Any, backups: int, runs: int, now: datetime) -> None:
@@ -108,6 +110,7 @@ def main() -> None:
         settings = Settings()
         deep_page = max(1, args.backups // 50 - 1)
         with conn.cursor() as cur:
+            first_page = summary(cur, settings, 1, 50, now)
             sections = {
                 "matrix page 1 (50 rows)": lambda: matrix(cur, settings, 1, 50),
                 f"matrix page {deep_page} (50 rows)": lambda: matrix(cur, settings, deep_page, 50),
@@ -117,7 +120,8 @@ def main() -> None:
                 "full-read coverage (computed)": lambda: compute_coverage(cur, settings, now),
                 "full-read coverage (cached)": lambda: coverage(cur, settings, now),
                 "failures per day (30)": lambda: failures_per_day(cur, now.date()),
-                "whole page (coverage cached)": lambda: view_model(cur, settings, 1, 50, now),
+                "whole page (coverage cached)": lambda: summary(cur, settings, 1, 50, now),
+                "page HTML (templates only)": functools.partial(render_page, first_page),
             }
             for name, fn in sections.items():
                 ms, _ = timed(fn)

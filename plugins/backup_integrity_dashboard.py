@@ -1,7 +1,7 @@
 """Airflow plugin: the backup-integrity dashboard, mounted at ``/backup-integrity`` in the API server.
 
-Thin on purpose: the queries, view model and page are in
-``include.backup_integrity.dashboard.app``. Every route requires an authenticated
+Thin on purpose: the queries, view model, page and app are in
+``include.backup_integrity.dashboard``. Every route requires an authenticated
 Airflow user (Airflow's own auth manager); FastAPI's docs routes are turned off.
 """
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from devtools.runs import alerts
 from devtools.seed import seed_backup
-from include.backup_integrity.catalog.alerts import apply_alert_changes
+from include.backup_integrity.catalog import outbox
+from include.backup_integrity.catalog.alert_store import apply_alert_changes, insert_alert
 from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.domain.records import MISSING, PASSED
 from tests.support.records import check_result
@@ -60,3 +61,41 @@ def test_a_summary_counts_what_is_still_open_and_notices_each_change(stores, cat
     events = pending_events(catalog)
     assert [e for i, e in events if i == summary["id"]] == ["opened", "changed:run-2", "resolved"]
     assert sum(e == "resolved" for _, e in events) == 4
+
+
+def test_a_notice_stays_in_the_outbox_until_every_target_has_accepted_it(stores, catalog):
+    with transaction(catalog) as cur:
+        alert_id = insert_alert(cur, "backups_backupalert", None, "CRITICAL", "it broke", {"kind": "x"})
+        outbox.queue_notice(cur, alert_id, "opened", "run-1", "title", "body", "failure")
+        outbox.queue_notice(cur, alert_id, "opened", "run-2", "again", "again", "failure")  # ignored
+
+    with transaction(catalog) as cur:
+        notice = outbox.claim_next(cur, 0, max_attempts=3)
+        assert (notice.alert_id, notice.title, notice.delivered_to) == (alert_id, "title", [])
+        outbox.record_delivery(
+            cur, "backups_backupalert", notice.id, alert_id, ["webhook"], "not accepted by: mail", False
+        )
+    with transaction(catalog) as cur:
+        again = outbox.claim_next(cur, 0, max_attempts=3)
+        assert (again.id, again.delivered_to) == (notice.id, ["webhook"])
+        assert outbox.claim_next(cur, notice.id, max_attempts=3) is None, "one notice, queued once"
+        outbox.record_delivery(cur, "backups_backupalert", notice.id, alert_id, ["mail"], None, True)
+    with transaction(catalog) as cur:
+        assert outbox.claim_next(cur, 0, max_attempts=3) is None, "sent: no longer pending"
+
+    (alert,) = alerts(stores)
+    assert sorted(alert["notification_channels"]) == ["mail", "webhook"]
+    assert "notification_error" not in alert["details"]
+
+
+def test_a_notice_tried_too_often_is_no_longer_claimed(stores, catalog):
+    with transaction(catalog) as cur:
+        alert_id = insert_alert(cur, "backups_backupalert", None, "CRITICAL", "it broke", {"kind": "x"})
+        outbox.queue_notice(cur, alert_id, "opened", "run-1", "title", "body", "failure")
+    for _ in range(2):
+        with transaction(catalog) as cur:
+            notice = outbox.claim_next(cur, 0, max_attempts=2)
+            outbox.record_delivery(cur, "backups_backupalert", notice.id, alert_id, [], "refused", False)
+    with transaction(catalog) as cur:
+        assert outbox.claim_next(cur, 0, max_attempts=2) is None
+    assert alerts(stores)[0]["details"]["notification_error"] == "refused"

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from devtools.seed import seed_backup
-from include.backup_integrity.catalog.backups import (
-    canonical_time,
-    record_results,
-    update_metadata_lazily,
-)
+from include.backup_integrity.catalog.backups import update_metadata_lazily
 from include.backup_integrity.catalog.connection import transaction
+from include.backup_integrity.catalog.results import record_results
 from include.backup_integrity.config.settings import parse_settings
 from include.backup_integrity.domain.records import MISSING, PASSED
 from tests.support.records import check_result
@@ -88,11 +83,3 @@ def test_metadata_merge_keeps_a_later_check_in_any_format_and_replaces_an_earlie
     assert checks["later"]["last_integrity_check"]["timestamp"] == LATER
     assert checks["later, other format"]["last_integrity_check"]["timestamp"] == "2026-11-30T12:00:00Z"
     assert checks["failed"]["last_integrity_check"] == failed
-
-
-def test_check_times_are_compared_in_one_fixed_width_utc_form():
-    assert canonical_time(NOW) == NOW
-    assert canonical_time("2026-11-30T07:00:00-04:00") == NOW
-    assert canonical_time("2026-11-30T11:00:00Z") == NOW
-    with pytest.raises(ValueError, match="not an ISO 8601 time"):
-        canonical_time("yesterday")

@@ -10,15 +10,15 @@ import pytest
 from devtools.bench_dashboard import seed_scale
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.dashboard.app import (
-    DashboardError,
     coverage,
     failures_per_day,
-    iter_states,
     matrix,
     open_alerts,
     render_page,
-    view_model,
+    summary,
 )
+from include.backup_integrity.dashboard.queries import DashboardError
+from include.backup_integrity.dashboard.view import iter_states
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 A, B, C = (
@@ -99,7 +99,7 @@ def seeded(catalog):
 
 def test_each_cell_is_coloured_by_its_last_result(seeded):
     with seeded.cursor() as cur:
-        model = view_model(cur, Settings(), 1, 50, NOW)
+        model = summary(cur, Settings(), 1, 50, NOW)
     states = {(b, backend): state for b, backend, state in iter_states(model)}
     assert states == {
         (A, "local"): "passed",
@@ -112,12 +112,32 @@ def test_each_cell_is_coloured_by_its_last_result(seeded):
         (C, "r2"): "invalid_record",
         (C, "b2"): "invalid_record",
     }
-    cell = model["matrix"]["rows"][0]["cells"]["local"]
-    assert cell["last_full_read"] == (NOW - timedelta(hours=3)).isoformat()
+    cell = model.matrix.rows[0].cells["local"]
+    assert cell.last_full_read == (NOW - timedelta(hours=3)).isoformat()
     page = render_page(model)
     assert f'data-backup-id="{A}"' in page
     assert 'data-state="could_not_check"' in page
     assert "<script" not in page, "no script, nothing fetched from elsewhere"
+
+
+def test_markup_in_the_catalog_renders_escaped(seeded):
+    hostile = "<script>alert(1)</script>&amp"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp"
+    with seeded.cursor() as cur:
+        cur.execute("UPDATE backups_backup SET filename = %s WHERE id = %s", [f"{hostile}.dump", A])
+        cur.execute(
+            "UPDATE backup_integrity_result SET message = %s WHERE backup_id = %s AND backend = 'r2'",
+            [f"db/{hostile}.dump missing", A],
+        )
+        cur.execute(
+            "UPDATE backups_backupalert SET message = %s WHERE backup_id = %s", [f"{hostile} gone", A]
+        )
+        page = render_page(summary(cur, Settings(), 1, 50, NOW))
+
+    assert "<script" not in page
+    assert f"<td>{escaped}.dump</td>" in page
+    assert f"; db/{escaped}.dump missing" in page
+    assert f"<td>{escaped} gone</td>" in page
 
 
 def test_pages_are_newest_first_and_counted(seeded):
@@ -129,22 +149,22 @@ def test_pages_are_newest_first_and_counted(seeded):
         with pytest.raises(DashboardError, match="page_size"):
             matrix(cur, Settings(), 1, 10_000)
         failing = matrix(cur, Settings(), 1, 50, only_failing=True)
-    assert (first["total"], first["pages"]) == (3, 2)
-    assert [r["backup_id"] for r in first["rows"]] == [A, B]
-    assert [r["backup_id"] for r in second["rows"]] == [C]
-    assert [r["backup_id"] for r in failing["rows"]] == [A], "only A has an open alert of its own"
-    assert failing["total"] == 1
+    assert (first.total, first.pages) == (3, 2)
+    assert [r.backup_id for r in first.rows] == [A, B]
+    assert [r.backup_id for r in second.rows] == [C]
+    assert [r.backup_id for r in failing.rows] == [A], "only A has an open alert of its own"
+    assert failing.total == 1
 
 
 def test_coverage_counts_copies_read_byte_for_byte(seeded):
     with seeded.cursor() as cur:
-        result = {c["backend"]: c for c in coverage(cur, Settings(), NOW)["backends"]}
-    assert result["local"]["expected_copies"] == 1  # only the FULL_DATABASE backup belongs there
-    assert result["local"]["ever_read"] == result["local"]["read_last_day"] == 1
-    assert result["r2"]["expected_copies"] == 2
-    assert result["r2"]["ever_read"] == 1, "a repaired copy was read back in full"
-    assert result["b2"]["ever_read"] == 0
-    assert result["b2"]["never_read"] == 2
+        result = {c.backend: c for c in coverage(cur, Settings(), NOW).backends}
+    assert result["local"].expected_copies == 1  # only the FULL_DATABASE backup belongs there
+    assert result["local"].ever_read == result["local"].read_last_day == 1
+    assert result["r2"].expected_copies == 2
+    assert result["r2"].ever_read == 1, "a repaired copy was read back in full"
+    assert result["b2"].ever_read == 0
+    assert result["b2"].never_read == 2
 
 
 def test_coverage_includes_the_rotations_record_of_each_read(seeded):
@@ -155,12 +175,12 @@ def test_coverage_includes_the_rotations_record_of_each_read(seeded):
             "last_run_id, last_read_at) VALUES (%s, 'b2', 'passed', %s, 'run1', %s)",
             [B, NOW, read_at],
         )
-        result = {c["backend"]: c for c in coverage(cur, Settings(), NOW + timedelta(hours=1))["backends"]}
+        result = {c.backend: c for c in coverage(cur, Settings(), NOW + timedelta(hours=1)).backends}
 
-    assert result["b2"]["ever_read"] == 1
-    assert result["b2"]["read_last_7_days"] == 1
-    assert result["b2"]["read_last_day"] == 0
-    assert result["b2"]["oldest_last_read"] == read_at.isoformat()
+    assert result["b2"].ever_read == 1
+    assert result["b2"].read_last_7_days == 1
+    assert result["b2"].read_last_day == 0
+    assert result["b2"].oldest_last_read == read_at.isoformat()
 
 
 def test_failures_per_day_and_open_alerts(seeded):
@@ -168,37 +188,37 @@ def test_failures_per_day_and_open_alerts(seeded):
         days = failures_per_day(cur, NOW.date())
         alerts = open_alerts(cur, Settings(), NOW)
     assert len(days) == 30
-    assert days[-1]["day"] == "2026-11-30"
-    assert days[-1]["total"] == 4
-    assert days[-1]["by_kind"] == {
+    assert days[-1].day == "2026-11-30"
+    assert days[-1].total == 4
+    assert days[-1].by_kind == {
         "missing": 1,
         "backend_error": 1,
         "checksum_mismatch": 1,
         "invalid_record": 1,
     }
-    assert days[-3]["by_kind"] == {"missing": 1}
-    assert sum(d["total"] for d in days) == 5
+    assert days[-3].by_kind == {"missing": 1}
+    assert sum(d.total for d in days) == 5
 
-    assert alerts["total"] == 2, "resolved alerts are not open"
-    first = alerts["alerts"][0]
-    assert (first["severity"], first["kind"], first["occurrences"], first["age"]) == (
+    assert alerts.total == 2, "resolved alerts are not open"
+    first = alerts.alerts[0]
+    assert (first.severity, first.kind, first.occurrences, first.age) == (
         "CRITICAL",
         "missing",
         7,
         "2.0 days",
     )
-    assert alerts["alerts"][1]["status"] == "ACKNOWLEDGED"
-    assert alerts["alerts"][1]["age"] == "3.0 h"
+    assert alerts.alerts[1].status == "ACKNOWLEDGED"
+    assert alerts.alerts[1].age == "3.0 h"
 
 
 def test_the_benchmark_seed_is_consistent_at_small_scale(catalog):
     seed_scale(catalog, backups=500, runs=2, now=NOW)
     with catalog.cursor() as cur:
-        model = view_model(cur, Settings(), 10, 50, NOW)
+        model = summary(cur, Settings(), 10, 50, NOW)
         cur.execute("SELECT count(*) FROM backup_integrity_result WHERE run_id = 'run_0'")
         checked_copies = cur.fetchone()[0]
-    assert model["matrix"]["total"] == 500
-    assert len(model["matrix"]["rows"]) == 50
-    covered = sum(c["ever_read"] for c in model["coverage"]["backends"])
+    assert model.matrix.total == 500
+    assert len(model.matrix.rows) == 50
+    covered = sum(c.ever_read for c in model.coverage.backends)
     assert covered == checked_copies, "every copy read in the full run counts once"
-    assert sum(c["expected_copies"] for c in model["coverage"]["backends"]) == checked_copies
+    assert sum(c.expected_copies for c in model.coverage.backends) == checked_copies

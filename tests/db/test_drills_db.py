@@ -13,7 +13,7 @@ import pytest
 from devtools.runs import REPO, alerts, query
 from devtools.seed import seed_backup
 from include.backup_integrity.catalog import drills as drill_store
-from include.backup_integrity.catalog.alerts import apply_alert_changes
+from include.backup_integrity.catalog.alert_store import apply_alert_changes
 from include.backup_integrity.catalog.backups import select_by_ids
 from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.catalog.object_state import save_checks

@@ -329,6 +329,7 @@ def test_the_dashboard_says_it_waits_for_the_verifier_while_the_schema_is_behind
     page = client.get("/")
     assert page.status_code == 200
     assert "schema at revision none, waiting for the verifier" in page.text
+    assert 'id="schema-waiting"' in page.text
     api = client.get("/api/alerts")
     assert (api.status_code, api.json()) == (
         503,
@@ -343,4 +344,4 @@ def test_the_dashboard_says_it_waits_for_the_verifier_while_the_schema_is_behind
 
     upgrade_schema(db)
     assert client.get("/api/alerts").status_code == 200
-    assert "id='schema-waiting'" not in client.get("/").text
+    assert 'id="schema-waiting"' not in client.get("/").text

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from devtools.seed import delete, seed_backup
-from include.backup_integrity.stores.backends import CONCURRENCY
+from include.backup_integrity.stores.base import CONCURRENCY
 from tests.support.catalog import alerts, open_alerts_by_key, query, results
 from tests.support.connections import s3_connection, set_connection, set_variable
 

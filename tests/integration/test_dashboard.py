@@ -2,6 +2,8 @@
 
 Runs the DAG for real first (so the page shows real results, alerts and statistics),
 then starts ``airflow api-server`` with the simple auth manager and one known user.
+The screenshot goes to the artefacts folder (``artefacts/``, or ``$BI_ARTEFACTS_DIR``),
+never into a tracked file: ``scripts/refresh_screenshots.sh`` copies it into ``docs/``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = REPO / "docs" / "dashboard.png"
+
+
+def artefacts_dir() -> Path:
+    """Where tests leave what a person may want to look at: ignored by git, never under docs/."""
+    return Path(os.environ.get("BI_ARTEFACTS_DIR") or REPO / "artefacts")
 
 
 @pytest.fixture
@@ -92,6 +98,33 @@ def test_unauthenticated_requests_are_refused_and_docs_are_off(api_server):
     assert status == 200
     assert json.loads(body)["total"] >= 3
 
+    # Every section as JSON, the page as HTML, and the matrix paginated.
+    answers = {}
+    for name in ("summary", "matrix", "last-run", "coverage", "failures-per-day"):
+        status, body = api_server.get(f"/backup-integrity/api/{name}?page=2&page_size=4", token)
+        assert status == 200, (name, body[:200])
+        answers[name] = json.loads(body)
+    assert list(answers["summary"]) == [
+        "generated_at",
+        "matrix",
+        "open_alerts",
+        "last_run",
+        "coverage",
+        "failures_per_day",
+    ]
+    assert answers["summary"]["matrix"] == answers["matrix"]
+    assert (answers["matrix"]["total"], answers["matrix"]["pages"], answers["matrix"]["page"]) == (10, 3, 2)
+    assert len(answers["matrix"]["rows"]) == 4
+    assert answers["last-run"]["statistics"]["total_backups_checked"] == 1
+    assert [c["backend"] for c in answers["coverage"]["backends"]] == ["local", "r2", "b2"]
+    assert len(answers["failures-per-day"]) == 30
+    status, body = api_server.get("/backup-integrity/?failing=1", token)
+    assert status == 200
+    assert b'<table id="matrix">' in body
+    assert body.count(b"<tr data-backup-id=") == 3, "only the backups with an open alert of their own"
+    status, body = api_server.get("/backup-integrity/api/", token)
+    assert json.loads(body)["endpoints"][0] == "/backup-integrity/api/summary"
+
     # The navigation entry, as the UI reads it.
     status, body = api_server.get("/api/v2/plugins", token)
     assert status == 200
@@ -130,8 +163,9 @@ def test_the_page_shows_the_seeded_failures_in_chromium(api_server, seeded):
             alerts_heading = frame.locator("h2", has_text="Open alerts").inner_text()
             chart = frame.locator("#failures-chart rect").count()
             last_run = frame.locator("#last-run").inner_text()
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT))
+            screenshot = artefacts_dir() / "dashboard.png"
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot))
         finally:
             browser.close()
 
@@ -145,4 +179,4 @@ def test_the_page_shows_the_seeded_failures_in_chromium(api_server, seeded):
     assert "Open alerts (4)" in alerts_heading  # three failures and their summary
     assert chart >= 1, "today's failures are drawn"
     assert "total_backups_checked" in last_run
-    assert SCREENSHOT.stat().st_size > 10_000
+    assert screenshot.stat().st_size > 10_000

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from include.backup_integrity.catalog.backups import ADVISORY_LOCK_KEY
+from include.backup_integrity.catalog.connection import ADVISORY_LOCK_KEY
 from include.backup_integrity.catalog.schema import VERSION_TABLE
 
 if TYPE_CHECKING:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from include.backup_integrity.catalog.alerts import (
+from include.backup_integrity.domain.alerts import (
     SUMMARY,
     CountedFailure,
     OpenAlert,
     covers,
     fingerprint_of,
     highest_severity,
+    opened_notice,
     plan_alert_changes,
+    repaired_notice,
+    resolved_notice,
     store_answered,
     summary_content,
 )
@@ -355,3 +358,30 @@ def test_store_answered(kind, path, answered):
 )
 def test_highest_severity(severities, highest):
     assert highest_severity(severities) == highest
+
+
+def test_each_notice_says_what_changed_and_where():
+    plan = plan_alert_changes([], [check_result("b-1", "r2", MISSING)], RUN_ID)
+    title, body = opened_notice(plan.new[0])
+    assert title == "[CRITICAL] Backup integrity: missing on r2"
+    assert body.startswith(plan.new[0].message)
+    assert "backup_id: b-1" in body
+
+    resolved = plan_alert_changes(
+        [open_alert(7, "b-1", "r2", MISSING)], [check_result("b-1", "r2", PASSED, checked_at=LATER)], RUN_ID
+    ).resolved[0]
+    title, body = resolved_notice(resolved, "Backup b-1: missing on r2.", {"kind": MISSING, "backend": "r2"})
+    assert title == "[RESOLVED] Backup integrity: missing on r2"
+    assert body == f"Resolved: {resolved.message}\n\nWas: Backup b-1: missing on r2."
+
+    outcome = {
+        "source_backend": "local",
+        "source_path": "db/full.dump",
+        "path": "db/full.dump",
+        "sha256": "ab" * 32,
+        "repaired_at": LATER,
+    }
+    title, body = repaired_notice("Backup b-1: missing on r2.", {"kind": MISSING, "backend": "r2"}, outcome)
+    assert title == "[REPAIRED] Backup integrity: missing on r2, restored from local"
+    assert body.startswith("Found: Backup b-1: missing on r2.\n")
+    assert "Repaired: copied db/full.dump from local to r2" in body

@@ -9,15 +9,9 @@ import os
 import pytest
 
 from include.backup_integrity.domain.checks import Observation
-from include.backup_integrity.stores.backends import (
-    DEFAULT_BOTOCORE_CONFIG,
-    READ_BLOCK_BYTES,
-    LocalBackend,
-    botocore_config_for,
-    hash_fd,
-    hash_stream,
-    sha256_from_store,
-)
+from include.backup_integrity.stores.base import READ_BLOCK_BYTES, hash_stream
+from include.backup_integrity.stores.local import LocalBackend, hash_fd
+from include.backup_integrity.stores.s3 import DEFAULT_BOTOCORE_CONFIG, botocore_config_for, sha256_from_store
 from tests.support.records import CONTENT, CONTENT_SHA256
 
 

@@ -25,7 +25,7 @@ from include.backup_integrity.domain.records import (
     SIZE_MISMATCH,
 )
 from include.backup_integrity.domain.statistics import run_failed
-from include.backup_integrity.stores.backends import LocalBackend
+from include.backup_integrity.stores.local import LocalBackend
 from include.backup_integrity.tasks.repair import (
     APPLY,
     FAILED,

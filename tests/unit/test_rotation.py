@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from include.backup_integrity.catalog.rotation import derived_budget, is_due
+from include.backup_integrity.domain.rotation import derived_budget, is_due
 
 T1 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 T2 = datetime(2026, 3, 1, 11, tzinfo=UTC)

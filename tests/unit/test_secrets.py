@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from include.backup_integrity.config.secrets import apprise_secrets, connection_secrets, mask, redact
-from include.backup_integrity.stores.backends import bare_503_is_slow_down, botocore_config_for
+from include.backup_integrity.stores.s3 import bare_503_is_slow_down, botocore_config_for
 
 
 def conn(conn_type: str, login: str | None = None, password: str | None = None, extra: dict | None = None):

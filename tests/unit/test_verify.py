@@ -19,7 +19,7 @@ from include.backup_integrity.domain.records import (
     SIZE_MISMATCH,
     unpack_ids,
 )
-from include.backup_integrity.stores.backends import LocalBackend
+from include.backup_integrity.stores.local import LocalBackend
 from include.backup_integrity.tasks.verify import verify_chunk
 from tests.support.records import CONTENT, backup_record
 

@@ -1,69 +1,26 @@
-"""Reading backups from the catalog and writing the verifier's results back.
+"""The application's backups table: reading the backups to check, and writing each one's last check back.
 
-Functions take an open DB-API connection (psycopg2) so that they can be used
-from a task, a script or a test alike; table names come from the validated
-settings and are always quoted as identifiers.
+Functions take an open DB-API connection so that they can be used from a task, a
+script or a test alike; table names come from the validated settings and are
+always quoted as identifiers. (``ensure_schema`` creates the verifier's own tables.)
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.connection import (
-    bulk_upsert,
-    copy_rows,
-    is_unique_violation,
-    sql,
-    transaction,
-)
+from include.backup_integrity.catalog.connection import copy_rows, sql
+from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.domain.records import PASSED, BackupRecord, CheckResult
+from include.backup_integrity.domain.timestamps import CANONICAL_TIME, canonical_time, parse_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from include.backup_integrity.config.settings import Settings
-
-#: Serialises schema creation and alert bookkeeping across concurrent runs.
-ADVISORY_LOCK_KEY = 0x0B1C_1A7E
-
-
-def read_sql(name: str) -> str:
-    return resources.files("include.backup_integrity.catalog").joinpath("sql", name).read_text()
-
-
-def table(name: str) -> sql.Composable:
-    """A possibly schema-qualified table name, quoted."""
-    return sql.Identifier(*name.split("."))
-
-
-def lock(cur: Any) -> None:
-    """Take the verifier's lock until the transaction ends: serialises concurrent runs' writes."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
-
-
-def ensure_schema(conn: Any) -> None:
-    """Create the verifier's own tables if they are not there yet (idempotent, race-safe).
-
-    Every run calls this; when every table and index already exists (the usual case) it
-    only looks, because ``CREATE INDEX IF NOT EXISTS`` takes a table lock that waits
-    for autovacuum and for other runs' writes.
-    """
-    script = read_sql("integrity_tables.sql")
-    with transaction(conn) as cur:
-        cur.execute(
-            "SELECT count(*) FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
-            [re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", script)],
-        )
-        if cur.fetchone()[0] == 0:
-            return
-    with transaction(conn) as cur:
-        lock(cur)
-        cur.execute(script)
 
 
 COLUMNS = sql.SQL(
@@ -88,19 +45,6 @@ def record_of(row: tuple[Any, ...]) -> BackupRecord:
 
 def window_for(end: datetime, lookback_days: int) -> tuple[datetime, datetime]:
     return end - timedelta(days=lookback_days), end
-
-
-def select_window(
-    conn: Any, settings: Settings, start: datetime, end: datetime, limit: int | None
-) -> list[BackupRecord]:
-    """COMPLETED backups created in ``[start, end)``, newest first, at most ``limit``."""
-    query = sql.SQL(
-        "SELECT {cols} FROM {table} WHERE status = 'COMPLETED' "
-        "AND created_at >= %s AND created_at < %s ORDER BY created_at DESC, id LIMIT %s"
-    ).format(cols=COLUMNS, table=table(settings.backups_table))
-    with conn.cursor() as cur:
-        cur.execute(query, [start, end, limit])
-        return [record_of(row) for row in cur.fetchall()]
 
 
 def select_by_ids(
@@ -154,27 +98,6 @@ def backup_check_summaries(results: Iterable[CheckResult], run_id: str) -> dict[
     for entry in summaries.values():
         entry["errors"].sort(key=lambda e: (e["backend"] or "", e["kind"]))
     return summaries
-
-
-def update_metadata(cur: Any, settings: Settings, summaries: dict[str, dict[str, Any]]) -> int:
-    """Merge ``last_integrity_check`` into each backup's metadata, unless a later check is there."""
-    return update_metadata_lazily(cur, settings, {k: v["timestamp"] for k, v in summaries.items()}, summaries)
-
-
-#: How this package writes check times (``utc_now_iso``): fixed width, UTC, so that two of
-#: them compare as times when compared as text.
-CANONICAL_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00"
-_CANONICAL_TIME = re.compile(CANONICAL_TIME)
-
-
-def canonical_time(value: str) -> str:
-    """``value`` written as :data:`CANONICAL_TIME` (raises ValueError when it is not a time)."""
-    if _CANONICAL_TIME.fullmatch(value):
-        return value
-    parsed = parse_timestamp(value)
-    if parsed is None:
-        raise ValueError(f"not an ISO 8601 time: {value!r}")
-    return parsed.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def update_metadata_lazily(
@@ -244,92 +167,3 @@ def update_metadata_lazily(
         cur.execute(merge + sql.SQL("s.id = ANY(%s::uuid[])"), [passed_fields, other_format])
         updated += max(cur.rowcount, 0)
     return updated
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An ISO 8601 time (``Z`` accepted; naive taken as UTC), or None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-RESULT_COLUMNS = [
-    "run_id",
-    "backup_id",
-    "backend",
-    "kind",
-    "mode",
-    "evidence",
-    "path",
-    "message",
-    "expected",
-    "actual",
-    "checked_at",
-]
-
-
-def result_row(run_id: str, r: CheckResult) -> tuple[Any, ...]:
-    """A check as a ``backup_integrity_result`` row, in :data:`RESULT_COLUMNS` order."""
-    return (
-        run_id,
-        r["backup_id"],
-        r["backend"] or "",
-        r["kind"],
-        r["mode"],
-        r["evidence"],
-        r["path"],
-        r["message"],
-        json.dumps(r["expected"]),
-        json.dumps(r["actual"]) if r["actual"] is not None else None,
-        r["checked_at"],
-    )
-
-
-def record_results(cur: Any, run_id: str, results: Iterable[CheckResult]) -> None:
-    """Keep every check's outcome, once per (run, backup, backend).
-
-    The first attempt at these checks (the usual case) COPYs them straight in, about
-    half the database's work of an upsert through a staging table. A retried task,
-    or a cleared one racing its earlier attempt, finds some recorded already: the
-    COPY is undone to its savepoint and the rows are upserted instead.
-    """
-    rows = [result_row(run_id, r) for r in results]
-    if not rows:
-        return
-    cur.execute("SAVEPOINT record_results")
-    try:
-        copy_rows(cur, "backup_integrity_result", RESULT_COLUMNS, rows)
-    except Exception as exc:
-        if not is_unique_violation(exc):
-            raise
-        cur.execute("ROLLBACK TO SAVEPOINT record_results")
-        bulk_upsert(
-            cur,
-            "backup_integrity_result",
-            RESULT_COLUMNS,
-            rows,
-            "run_id, backup_id, backend",
-            ", ".join(f"{c} = EXCLUDED.{c}" for c in RESULT_COLUMNS[3:]),
-        )
-    cur.execute("RELEASE SAVEPOINT record_results")
-
-
-def record_run(cur: Any, run_id: str, dag_id: str, statistics: dict[str, Any]) -> None:
-    cur.execute(
-        "INSERT INTO backup_integrity_run (run_id, dag_id, mode, window_start, window_end, statistics) "
-        "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO UPDATE SET "
-        "mode = EXCLUDED.mode, window_start = EXCLUDED.window_start, "
-        "window_end = EXCLUDED.window_end, statistics = EXCLUDED.statistics, recorded_at = now()",
-        [
-            run_id,
-            dag_id,
-            statistics.get("mode", "quick"),
-            statistics.get("window_start"),
-            statistics.get("window_end"),
-            json.dumps(statistics),
-        ],
-    )

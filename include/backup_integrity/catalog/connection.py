@@ -1,4 +1,4 @@
-"""The catalog connection and a driver-neutral transaction helper.
+"""The catalog connection, a driver-neutral transaction helper, bulk writes and the verifier's lock.
 
 The postgres provider hands out psycopg 3 connections when psycopg 3 is
 installed (as pinned here) and psycopg2 ones otherwise; the two disagree on
@@ -18,7 +18,10 @@ except ImportError:  # pragma: no cover - psycopg2-only installations
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["connect_catalog", "sql", "transaction"]
+__all__ = ["ADVISORY_LOCK_KEY", "connect_catalog", "lock", "sql", "transaction"]
+
+#: Serialises schema creation and alert bookkeeping across concurrent runs (and the watchdog).
+ADVISORY_LOCK_KEY = 0x0B1C_1A7E
 
 
 def connect_catalog() -> Any:
@@ -29,6 +32,11 @@ def connect_catalog() -> Any:
 
     require_connection(CATALOG_CONN_ID, "the backup catalog")
     return PostgresHook(postgres_conn_id=CATALOG_CONN_ID).get_conn()
+
+
+def lock(cur: Any) -> None:
+    """Take the verifier's lock until the transaction ends: serialises concurrent runs' writes."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
 
 
 @contextmanager

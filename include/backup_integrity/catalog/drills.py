@@ -14,9 +14,11 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog import alerts as alert_store
-from include.backup_integrity.catalog.backups import CANONICAL_TIME, canonical_time, table
+from include.backup_integrity.catalog import alert_store
 from include.backup_integrity.catalog.connection import sql
+from include.backup_integrity.catalog.identifiers import table
+from include.backup_integrity.catalog.outbox import queue_notice
+from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES, notice_body
 from include.backup_integrity.domain.checks import path_for
 from include.backup_integrity.domain.drills import (
     DRILL_ALERT_KINDS,
@@ -30,6 +32,7 @@ from include.backup_integrity.domain.drills import (
     OpenDrillAlert,
 )
 from include.backup_integrity.domain.planning import BACKEND_ORDER
+from include.backup_integrity.domain.timestamps import CANONICAL_TIME, canonical_time
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -244,13 +247,13 @@ def load_open_drill_alerts(cur: Any, alerts_table: str) -> list[OpenDrillAlert]:
             "SELECT id, backup_id::text, details FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
             "AND details ->> 'kind' = ANY(%s) ORDER BY id"
         ).format(t=table(alerts_table)),
-        [alert_store.ALERT_TYPE, list(alert_store.OPEN_STATUSES), list(DRILL_ALERT_KINDS)],
+        [ALERT_TYPE, list(OPEN_STATUSES), list(DRILL_ALERT_KINDS)],
     )
     return [OpenDrillAlert(row[0], row[1], row[2] or {}) for row in cur.fetchall()]
 
 
 def _notice_body(alert: DrillAlert, details: dict[str, Any]) -> str:
-    body = alert_store.notice_body(alert.message, details)
+    body = notice_body(alert.message, details)
     extra = [f"{k}: {details[k]}" for k in ("backup_type", "stage", "status") if details.get(k)]
     return "\n".join([body, *extra])
 
@@ -267,11 +270,9 @@ def apply_drill_alerts(cur: Any, alerts_table: str, plan: DrillAlertPlan, run_id
             cur, alerts_table, alert.backup_id, alert.severity, alert.message, details
         )
         alert_store.add_occurrence(cur, alert_id, run_id, alert.seen_at)
-        alert_store.queue_notice(
-            cur, alert_id, "opened", run_id, alert.title, _notice_body(alert, details), "failure"
-        )
+        queue_notice(cur, alert_id, "opened", run_id, alert.title, _notice_body(alert, details), "failure")
     for alert_id, alert in plan.observed:
-        alert_store.observe_alert(
+        alert_store.observe(
             cur, alerts_table, alert_id, run_id, alert.seen_at, alert.severity, alert.message, alert.details
         )
     resolved = 0
@@ -285,7 +286,7 @@ def apply_drill_alerts(cur: Any, alerts_table: str, plan: DrillAlertPlan, run_id
                 resolution.resolved_at,
                 json.dumps(resolution.details),
                 resolution.alert_id,
-                list(alert_store.OPEN_STATUSES),
+                list(OPEN_STATUSES),
             ],
         )
         row = cur.fetchone()
@@ -293,7 +294,7 @@ def apply_drill_alerts(cur: Any, alerts_table: str, plan: DrillAlertPlan, run_id
             continue
         resolved += 1
         subject = row[1].get("backup_type") if resolution.kind == RESTORE_OVERDUE else row[1].get("backup_id")
-        alert_store.queue_notice(
+        queue_notice(
             cur,
             resolution.alert_id,
             "resolved",
@@ -335,7 +336,7 @@ def restore_overview(conn: Any, alerts_table: str, now: datetime | None = None) 
                 "SELECT details ->> 'backup_type' FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
                 "AND details ->> 'kind' = %s"
             ).format(t=table(alerts_table)),
-            [alert_store.ALERT_TYPE, list(alert_store.OPEN_STATUSES), RESTORE_OVERDUE],
+            [ALERT_TYPE, list(OPEN_STATUSES), RESTORE_OVERDUE],
         )
         overdue = {row[0] for row in cur.fetchall()}
     conn.rollback()

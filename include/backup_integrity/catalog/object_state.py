@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.backups import record_results
 from include.backup_integrity.catalog.connection import bulk_upsert
+from include.backup_integrity.catalog.results import record_results
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -20,8 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.backups import ADVISORY_LOCK_KEY
-from include.backup_integrity.catalog.connection import transaction
+from include.backup_integrity.catalog.connection import ADVISORY_LOCK_KEY, transaction
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.backups import COLUMNS, record_of, table
+from include.backup_integrity.catalog.backups import COLUMNS, record_of
 from include.backup_integrity.catalog.connection import sql
+from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.domain.checks import PATH_COLUMNS
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ an S3 access key id (the login), nor the tokens and passwords inside the Apprise
 URLs of ``backup_notify``'s extra. Each task registers all of them before it
 logs anything, so Airflow's log masking covers them; and everything the package
 writes where Airflow does not mask (results in XCom, alert rows, notices) goes
-through :func:`redact` with the same patterns.
+through :func:`redact` with the same patterns (see :mod:`~include.backup_integrity.config.masker`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from include.backup_integrity.config.masker import redact_text, remember
 from include.backup_integrity.config.settings import BACKEND_CONN_IDS, CATALOG_CONN_ID, NOTIFY_CONN_ID
 
 log = logging.getLogger(__name__)
@@ -34,17 +35,14 @@ def mask(value: Any) -> None:
 
     for form in {value, quote(value, safe=""), unquote(value)}:
         mask_secret(form)
+        remember(form)
 
 
 def redact(text: str | None) -> str | None:
     """``text`` with every registered secret replaced by ``***``."""
     if not text:
         return text
-    try:
-        from airflow.sdk._shared.secrets_masker import redact as airflow_redact
-    except ImportError:  # pragma: no cover - the masker moved
-        from airflow.sdk.log import redact as airflow_redact  # type: ignore[attr-defined,no-redef]
-    return str(airflow_redact(text))
+    return redact_text(text)
 
 
 def extra_secrets(extra: dict[str, Any]) -> list[str]:

@@ -1,3 +1,5 @@
-"""The dashboard plugin's queries, view model, FastAPI app and Jinja2 templates. Imports
-``domain``, ``config`` and ``catalog``; only ``plugins/`` imports it; it never writes.
+"""The dashboard plugin: ``queries`` (read-only SQL), ``view`` (typed records built from its
+rows, which the JSON API returns), ``page`` (the Jinja2 templates, autoescaped, with inline CSS
+and SVG) and ``app`` (the FastAPI routes). Imports ``domain``, ``config`` and ``catalog``; only
+``plugins/`` imports it; it never writes.
 """

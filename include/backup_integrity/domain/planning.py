@@ -9,11 +9,11 @@ chunks (and all of them together fit Airflow's ``max_map_length``);
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from include.backup_integrity.config.settings import Settings
+    from collections.abc import Iterable, Mapping
+
     from include.backup_integrity.domain.records import Chunk, Scope
 
 BACKEND_ORDER = ("local", "r2", "b2")
@@ -22,11 +22,14 @@ BACKEND_ORDER = ("local", "r2", "b2")
 LABEL_PATH_CHARS = 60
 
 
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+class Routing(Protocol):
+    """What routing needs of the settings: the backends each backup type is expected on."""
+
+    @property
+    def expected_backends(self) -> Mapping[str, Iterable[str]]: ...
 
 
-def routes(settings: Settings) -> dict[str, list[str]]:
+def routes(settings: Routing) -> dict[str, list[str]]:
     """backend -> the backup types expected on it, in the backends' fixed order."""
     by_backend: dict[str, list[str]] = {}
     for backend in BACKEND_ORDER:

@@ -35,6 +35,11 @@ EVIDENCE_UPLOAD_METADATA = "upload_metadata"
 #: Evidence strong enough to say the content is right (and to resolve a checksum alert).
 CONTENT_EVIDENCE = (EVIDENCE_CONTENT, EVIDENCE_SERVER_SHA256, EVIDENCE_FINGERPRINT)
 
+#: What became of a repair (the alert store resolves an alert as repaired on the second).
+#: "refused": nothing could be copied safely (no verified source, no recorded location);
+#: "failed": a copy was attempted and did not verify.
+PLANNED, REPAIRED, FAILED, REFUSED = "planned", "repaired", "failed", "refused"
+
 
 class BackupRecord(TypedDict):
     """One catalog row, as far as verification needs it."""

@@ -9,14 +9,13 @@ has been tried :data:`MAX_ATTEMPTS` times), so a later run retries it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.backups import table
-from include.backup_integrity.catalog.connection import sql, transaction
+from include.backup_integrity.catalog import outbox
+from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.config.secrets import apprise_secrets, mask, redact
 from include.backup_integrity.config.settings import NOTIFY_CONN_ID
 
@@ -111,11 +110,7 @@ def deliver_pending(
             NOTIFY_CONN_ID,
         )
         with transaction(conn) as cur:
-            cur.execute(
-                "UPDATE backup_integrity_notification SET sent_at = now(), last_attempt_at = now(), "
-                "last_error = %s WHERE sent_at IS NULL",
-                [f"not sent: connection {NOTIFY_CONN_ID!r} is not configured"],
-            )
+            outbox.settle_unsendable(cur, f"not sent: connection {NOTIFY_CONN_ID!r} is not configured")
         return report
     if not targets:
         log.error("connection %r names no usable target: notifications stay queued", NOTIFY_CONN_ID)
@@ -150,45 +145,38 @@ def deliver_pending(
 
 def _claim_and_send(cur: Any, targets: list[Target], last_id: int, attempt: dict[str, Any]) -> bool:
     """Lock the next pending notice and send it to every target that has not accepted it yet."""
-    cur.execute(
-        "SELECT id, alert_id, title, body, notify_type, delivered_to "
-        "FROM backup_integrity_notification WHERE sent_at IS NULL AND attempts < %s "
-        "AND id > %s ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        [MAX_ATTEMPTS, last_id],
-    )
-    row = cur.fetchone()
-    if row is None:
+    notice = outbox.claim_next(cur, last_id, MAX_ATTEMPTS)
+    if notice is None:
         return False
-    notice_id, alert_id, title, body, notify_type, delivered = row
-    attempt.update(id=notice_id, alert_id=alert_id, delivered=[], complete=False, error=None)
-    already = list(delivered or [])
-    title, body = redact(title) or "", redact(body) or ""
+    attempt.update(id=notice.id, alert_id=notice.alert_id, delivered=[], complete=False, error=None)
+    title, body = redact(notice.title) or "", redact(notice.body) or ""
     failed = []
     for target in targets:
-        if target.name in already:
+        if target.name in notice.delivered_to:
             continue
-        if target.send(title, body, notify_type):
+        if target.send(title, body, notice.notify_type):
             attempt["delivered"].append(target.name)
         else:
             failed.append(target.name)
     attempt["complete"] = not failed
     if failed:
         attempt["error"] = f"not accepted by: {', '.join(failed)}"
-        log.error("notification %s for alert %s: %s (will retry)", notice_id, alert_id, attempt["error"])
+        log.error(
+            "notification %s for alert %s: %s (will retry)", notice.id, notice.alert_id, attempt["error"]
+        )
     return True
 
 
 def _record_delivery(cur: Any, alerts_table: str, attempt: dict[str, Any]) -> None:
-    """Add the targets that accepted to the notice and its alert; mark it sent when all did."""
-    cur.execute(
-        "UPDATE backup_integrity_notification SET delivered_to = (SELECT COALESCE(jsonb_agg(DISTINCT t), "
-        "'[]'::jsonb) FROM jsonb_array_elements_text(delivered_to || %s::jsonb) AS t), "
-        "attempts = attempts + 1, last_attempt_at = now(), last_error = %s, "
-        "sent_at = CASE WHEN %s THEN now() ELSE NULL END WHERE id = %s RETURNING delivered_to",
-        [json.dumps(attempt["delivered"]), attempt["error"], attempt["complete"], attempt["id"]],
+    outbox.record_delivery(
+        cur,
+        alerts_table,
+        attempt["id"],
+        attempt["alert_id"],
+        attempt["delivered"],
+        attempt["error"],
+        attempt["complete"],
     )
-    delivered = cur.fetchone()[0]
-    _record_on_alert(cur, alerts_table, attempt["alert_id"], delivered, attempt["error"])
 
 
 def _record_after_reconnect(reconnect: Callable[[], Any], alerts_table: str, attempt: dict[str, Any]) -> Any:
@@ -215,18 +203,3 @@ def _record_after_reconnect(reconnect: Callable[[], Any], alerts_table: str, att
 def is_connection_error(exc: BaseException) -> bool:
     """Whether a database error means the connection was lost (rather than a bad statement)."""
     return type(exc).__name__ in ("OperationalError", "InterfaceError") or isinstance(exc, OSError)
-
-
-def _record_on_alert(
-    cur: Any, alerts_table: str, alert_id: int, delivered: list[str], error: str | None
-) -> None:
-    """The alert row shows where its notices arrived, and the last delivery error if any."""
-    cur.execute(
-        sql.SQL(
-            "UPDATE {t} SET notification_channels = (SELECT COALESCE(jsonb_agg(DISTINCT c), '[]'::jsonb) "
-            "FROM jsonb_array_elements_text(notification_channels || %s::jsonb) AS c), "
-            "details = CASE WHEN %s::text IS NULL THEN details - 'notification_error' "
-            "ELSE details || jsonb_build_object('notification_error', %s::text) END WHERE id = %s"
-        ).format(t=table(alerts_table)),
-        [json.dumps(delivered), error, error, alert_id],
-    )

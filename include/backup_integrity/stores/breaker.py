@@ -15,12 +15,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.domain.checks import Observation
-from include.backup_integrity.stores.backends import CONCURRENCY
+from include.backup_integrity.stores.base import CONCURRENCY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from include.backup_integrity.stores.backends import Backend, FolderListing, Listed
+    from include.backup_integrity.stores.base import Backend, FolderListing, Listed
 
 #: Consecutive failed requests after which a backend is not asked again in this chunk.
 THRESHOLD = CONCURRENCY
@@ -95,7 +95,7 @@ class CircuitBreaker:
         return self._ask(lambda: self.backend.read(path, listed))
 
     def list_keys(self, keys: list[str]) -> FolderListing:
-        from include.backup_integrity.stores.backends import FolderListing
+        from include.backup_integrity.stores.base import FolderListing
 
         refused = self._refused()
         if refused:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.config.settings import BACKEND_CONN_IDS
-from include.backup_integrity.stores.backends import READ_BLOCK_BYTES, describe_client_error, make_s3_client
+from include.backup_integrity.stores.base import READ_BLOCK_BYTES
+from include.backup_integrity.stores.s3 import describe_client_error, make_s3_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

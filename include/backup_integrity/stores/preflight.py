@@ -58,7 +58,7 @@ def check_bucket(backend: str, bucket: str) -> str | None:
     """Fail when the store says the bucket does not exist; return a warning when it cannot say."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from include.backup_integrity.stores.backends import describe_client_error, make_s3_client
+    from include.backup_integrity.stores.s3 import describe_client_error, make_s3_client
 
     conn_id = BACKEND_CONN_IDS[backend]
     try:

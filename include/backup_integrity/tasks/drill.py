@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog import drills as drill_store
-from include.backup_integrity.catalog.connection import connect_catalog, transaction
+from include.backup_integrity.catalog.connection import connect_catalog, lock, transaction
 from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.config.drill_settings import (
     DECRYPT_CONN_ID,
@@ -218,7 +218,7 @@ def record_drills(outcomes: Iterable[DrillOutcome], plan: dict[str, Any], run_id
     conn = connect_catalog()
     try:
         with transaction(conn) as cur:
-            catalog.lock(cur)
+            lock(cur)
             drill_store.record_drills(cur, run_id, window_end, outcomes)
             updated = drill_store.update_restore_metadata(cur, settings, outcomes, run_id)
             types = drill.drilled_types()

@@ -24,31 +24,30 @@ def numeric_statistics(stats: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _stats_module() -> Any:
-    """Airflow's metrics facade, initialised from [metrics] when no task runner has done it.
+def _stats() -> Any:
+    """Airflow's public metrics facade, (re)initialised from ``[metrics]`` as a task runner does.
 
-    A worker's task runner initialises it; ``dag.test()`` and scripts run tasks
-    without one, and would otherwise emit to nowhere.
+    A worker's task runner initialises it at start-up; ``dag.test()`` and scripts run
+    tasks without one and would otherwise emit to nowhere. There is no public way to
+    ask whether it was initialised, so it is initialised here each time (once per run,
+    from the same configuration as the task runner's, so nothing it set is lost).
     """
-    from airflow.sdk._shared.observability.metrics import stats as shared
-    from airflow.sdk.observability import stats
+    from airflow.sdk.configuration import conf
     from airflow.sdk.observability.metrics import stats_utils
+    from airflow.sdk.observability.stats import Stats
 
-    if getattr(shared, "_factory", None) is None:
-        from airflow.sdk.configuration import conf
-
-        stats.initialize(
-            factory=stats_utils.get_stats_factory(),
-            export_legacy_names=conf.getboolean("metrics", "legacy_names_on", fallback=True),
-        )
-    return stats
+    Stats.initialize(
+        factory=stats_utils.get_stats_factory(),
+        export_legacy_names=conf.getboolean("metrics", "legacy_names_on", fallback=True),
+    )
+    return Stats
 
 
 def emit_statistics(stats: dict[str, Any]) -> int:
     """Send every numeric statistic as a gauge; return how many were sent."""
     values = numeric_statistics(stats)
     try:
-        facade = _stats_module()
+        facade = _stats()
         for key, value in values.items():
             facade.gauge(f"{PREFIX}.{key}", value)
     except Exception:

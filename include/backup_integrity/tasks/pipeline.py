@@ -14,7 +14,8 @@ from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
-from include.backup_integrity.catalog.connection import connect_catalog, transaction
+from include.backup_integrity.catalog.connection import connect_catalog, lock, transaction
+from include.backup_integrity.catalog.results import record_results, record_run
 from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.config.secrets import redact, register_package_secrets
 from include.backup_integrity.config.settings import (
@@ -26,9 +27,10 @@ from include.backup_integrity.config.settings import (
     resolve_run_options,
 )
 from include.backup_integrity.domain.checks import make_result
-from include.backup_integrity.domain.planning import build_chunks, parts_for, routes, utc_now_iso
+from include.backup_integrity.domain.planning import build_chunks, parts_for, routes
 from include.backup_integrity.domain.records import INVALID_RECORD, PASSED, CheckResult, unpack_ids
 from include.backup_integrity.domain.statistics import run_failed, statistics_from_outcomes
+from include.backup_integrity.domain.timestamps import utc_now_iso
 from include.backup_integrity.stores.preflight import preflight
 
 if TYPE_CHECKING:
@@ -53,7 +55,8 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
 def select_backups(raw_variable: str | None, params: dict[str, Any], window_end: datetime) -> dict[str, Any]:
     """Validate the configuration, size the run's scope in SQL and plan bounded chunks."""
     from include.backup_integrity.catalog import scope as scopes
-    from include.backup_integrity.catalog.rotation import RotationPlan, plan_rotation
+    from include.backup_integrity.catalog.rotation import plan_rotation
+    from include.backup_integrity.domain.rotation import RotationPlan
 
     register_package_secrets()
     settings = parse_settings(raw_variable)
@@ -165,7 +168,7 @@ def verify(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
     """Verify one chunk on its backend; every problem becomes a result, recorded as it is found."""
     from include.backup_integrity.catalog import object_state
     from include.backup_integrity.catalog.scope import chunk_records
-    from include.backup_integrity.stores.backends import build_backend
+    from include.backup_integrity.stores.base import build_backend
     from include.backup_integrity.stores.breaker import CircuitBreaker
     from include.backup_integrity.tasks.verify import verify_chunk
 
@@ -304,7 +307,7 @@ def record_and_alert(
     Each chunk already recorded its own checks; passes travel as ids only, and a
     pass is spelled out as a result only where an open alert may need it.
     """
-    from include.backup_integrity.catalog import alerts
+    from include.backup_integrity.catalog import alert_store as alerts
     from include.backup_integrity.notify import delivery as notify
     from include.backup_integrity.tasks.repair import APPLY, record_repairs
 
@@ -316,9 +319,9 @@ def record_and_alert(
     try:
         # select_backups created the verifier's tables at the start of this run.
         with transaction(conn) as cur:
-            catalog.lock(cur)
-            catalog.record_run(cur, run_id, dag_id, dict(statistics))
-            catalog.record_results(cur, run_id, failures)
+            lock(cur)
+            record_run(cur, run_id, dag_id, dict(statistics))
+            record_results(cur, run_id, failures)
             open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
             passes = passes_for_alerts(outcomes, open_keys)
             applied = (repairs or []) if plan.get("repair") == APPLY else []

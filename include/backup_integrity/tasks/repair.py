@@ -23,32 +23,33 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from include.backup_integrity.domain.checks import path_problem
-from include.backup_integrity.domain.planning import utc_now_iso
 from include.backup_integrity.domain.records import (
     CHECKSUM_MISMATCH,
     EVIDENCE_CONTENT,
     EVIDENCE_SERVER_SHA256,
     EVIDENCE_SIZE,
+    FAILED,
     MISSING,
     PASSED,
+    PLANNED,
+    REFUSED,
+    REPAIRED,
     SIZE_MISMATCH,
     CheckResult,
 )
-from include.backup_integrity.stores.backends import LocalBackend, S3Backend
+from include.backup_integrity.domain.timestamps import utc_now_iso
+from include.backup_integrity.stores.local import LocalBackend
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from include.backup_integrity.config.settings import Settings
+    from include.backup_integrity.stores.s3 import S3Backend
 
 log = logging.getLogger(__name__)
 
 OFF, PLAN, APPLY = "off", "plan", "apply"
 REPAIRABLE_KINDS = (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH)
-
-#: Outcome statuses. "refused": nothing could be copied safely (no verified source,
-#: no recorded location); "failed": a copy was attempted and did not verify.
-PLANNED, REPAIRED, FAILED, REFUSED = "planned", "repaired", "failed", "refused"
 
 #: S3 part size: objects larger than one part are uploaded as multipart, part by part.
 PART_BYTES = 8 * 1024 * 1024
@@ -489,7 +490,7 @@ def execute_repairs(
     tasks: Iterable[RepairTask], settings: Settings, backend_for: Callable[[str], Any] | None = None
 ) -> list[RepairOutcome]:
     """Repair every task in turn (repairs are rare; one at a time keeps load predictable)."""
-    from include.backup_integrity.stores.backends import build_backend
+    from include.backup_integrity.stores.base import build_backend
 
     cache: dict[str, Any] = {}
 

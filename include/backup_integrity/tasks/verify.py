@@ -21,10 +21,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from include.backup_integrity.catalog.object_state import ObjectState
-from include.backup_integrity.catalog.rotation import is_due
 from include.backup_integrity.config.secrets import redact
 from include.backup_integrity.domain.checks import Observation, classify, make_result, path_for, precheck
-from include.backup_integrity.domain.planning import utc_now_iso
 from include.backup_integrity.domain.records import (
     CHECKSUM_MISMATCH,
     EVIDENCE_CONTENT,
@@ -34,11 +32,13 @@ from include.backup_integrity.domain.records import (
     PASSED,
     pack_ids,
 )
-from include.backup_integrity.stores.backends import CONCURRENCY, FolderListing, split_path
+from include.backup_integrity.domain.rotation import is_due
+from include.backup_integrity.domain.timestamps import utc_now_iso
+from include.backup_integrity.stores.base import CONCURRENCY, FolderListing, split_path
 
 if TYPE_CHECKING:
     from include.backup_integrity.domain.records import BackupRecord, CheckResult, Chunk, ChunkOutcome
-    from include.backup_integrity.stores.backends import Backend, Listed
+    from include.backup_integrity.stores.base import Backend, Listed
 
 log = logging.getLogger(__name__)
 

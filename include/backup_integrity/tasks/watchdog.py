@@ -21,17 +21,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from include.backup_integrity.catalog import backups as catalog
-from include.backup_integrity.catalog.alerts import (
-    ALERT_TYPE,
-    OPEN_STATUSES,
-    _add_occurrence,
-    _insert_alert,
-    _observe,
-    _queue_notice,
-)
-from include.backup_integrity.catalog.backups import table
-from include.backup_integrity.catalog.connection import sql, transaction
+from include.backup_integrity.catalog.alert_store import add_occurrence, insert_alert, observe
+from include.backup_integrity.catalog.connection import lock, sql, transaction
+from include.backup_integrity.catalog.identifiers import table
+from include.backup_integrity.catalog.outbox import queue_notice
+from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
 
 if TYPE_CHECKING:
     from include.backup_integrity.config.settings import Settings
@@ -170,16 +164,16 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
 
     Returns what changed: ``opened``, ``updated``, ``resolved`` or ``none``.
     """
-    catalog.lock(cur)  # the same lock as the verifier's alert writes: one open stall alert at most
+    lock(cur)  # the same lock as the verifier's alert writes: one open stall alert at most
     existing = _open_stalled_alert(cur, alerts_table)
     message = _message(verdict)
     if verdict.stalled and existing is None:
         details = _details(verdict, run_id)
         details.update(first_seen=verdict.checked_at, last_seen=verdict.checked_at, occurrences=1)
-        alert_id = _insert_alert(cur, alerts_table, None, SEVERITY, message, details)
-        _add_occurrence(cur, alert_id, run_id, verdict.checked_at)
+        alert_id = insert_alert(cur, alerts_table, None, SEVERITY, message, details)
+        add_occurrence(cur, alert_id, run_id, verdict.checked_at)
         body = "\n".join([message, "", f"deadline: {verdict.deadline}", f"watchdog run: {run_id}"])
-        _queue_notice(
+        queue_notice(
             cur,
             alert_id,
             "opened",
@@ -194,7 +188,7 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
         # The alert keeps naming the first missed deadline; the latest goes under latest_*.
         for key in ("scheduled_for", "deadline", "expected"):
             details[f"latest_{key}"] = details.pop(key)
-        _observe(cur, alerts_table, existing[0], run_id, verdict.checked_at, SEVERITY, message, details)
+        observe(cur, alerts_table, existing[0], run_id, verdict.checked_at, SEVERITY, message, details)
         return "updated"
     if existing is not None:
         alert_id = existing[0]
@@ -216,7 +210,7 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
                 list(OPEN_STATUSES),
             ],
         )
-        _queue_notice(
+        queue_notice(
             cur,
             alert_id,
             "resolved",

@@ -1,0 +1,279 @@
+"""The dashboard's SQL: read-only queries that aggregate and paginate in the database.
+
+Everything the page shows is computed in PostgreSQL (one page of backups at a time,
+counts grouped in SQL), so it stays fast with 100k backups. Each function returns
+the rows it read as small named tuples; :mod:`.view` turns them into the page's
+records. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from include.backup_integrity.catalog.connection import sql
+from include.backup_integrity.catalog.identifiers import table
+from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
+from include.backup_integrity.domain.records import EVIDENCE_CONTENT, PASSED
+
+if TYPE_CHECKING:
+    from include.backup_integrity.config.settings import Settings
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_ALERTS_LISTED = 100
+
+CopyKey = tuple[str, str]
+"""(backup_id, backend): one copy of one backup."""
+
+
+class DashboardError(ValueError):
+    """A request the dashboard cannot answer (a bad page number, say)."""
+
+
+class BackupRow(NamedTuple):
+    backup_id: str
+    backup_type: str
+    filename: str
+    created_at: datetime | None
+    size_bytes: int | None
+
+
+class ResultRow(NamedTuple):
+    """A copy's last result (``backend`` is empty for a record no backend could be chosen for)."""
+
+    kind: str
+    evidence: str | None
+    checked_at: datetime | None
+    message: str | None
+    run_id: str | None
+
+
+class MatrixRows(NamedTuple):
+    """One page of backups and, for each of their copies, the last result, repair and full read."""
+
+    page: int
+    page_size: int
+    only_failing: bool
+    total: int
+    backups: list[BackupRow]
+    latest: dict[CopyKey, ResultRow]
+    repaired: dict[CopyKey, datetime]
+    full_reads: dict[CopyKey, datetime]
+
+
+class AlertRow(NamedTuple):
+    id: int
+    backup_id: str | None
+    severity: str
+    status: str
+    message: str
+    kind: str | None
+    backend: str | None
+    first_seen: str | None
+    last_seen: str | None
+    occurrences: int
+    created_at: datetime | None
+    repair_error: str | None
+
+
+class AlertRows(NamedTuple):
+    total: int
+    alerts: list[AlertRow]
+
+
+class RunRow(NamedTuple):
+    run_id: str
+    dag_id: str
+    mode: str
+    window_start: Any
+    window_end: Any
+    statistics: dict[str, Any] | None
+    recorded_at: datetime | None
+
+
+class FullReadCounts(NamedTuple):
+    """Of one backend's copies: how many were read in full in the last day, 7 and 30 days, ever."""
+
+    day: int
+    week: int
+    month: int
+    ever: int
+    oldest: datetime | None
+
+
+class CoverageRows(NamedTuple):
+    completed_by_type: dict[str, int]
+    full_reads: dict[str, FullReadCounts]
+
+
+class FailureCount(NamedTuple):
+    day: date
+    kind: str
+    copies: int
+
+
+def check_page(page: int, page_size: int) -> None:
+    """Refuse a page the matrix cannot show, naming the bound it breaks."""
+    if page < 1:
+        raise DashboardError(f"page must be >= 1, got {page}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise DashboardError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+
+
+def open_integrity_alerts() -> sql.Composable:
+    """The condition that selects the verifier's open alerts."""
+    return sql.SQL("alert_type = {type} AND status IN ({statuses})").format(
+        type=sql.Literal(ALERT_TYPE),
+        statuses=sql.SQL(", ").join(sql.Literal(status) for status in OPEN_STATUSES),
+    )
+
+
+def full_reads_query(backup_filter: sql.Composable | None = None) -> sql.Composable:
+    """When each copy was last read byte for byte: (backup_id, backend, last_read).
+
+    The one place that knows where that evidence lives: the rotation's record of
+    each object's last read (``backup_integrity_object.last_read_at``), checks
+    that hashed the content, and repairs (whose written copy is read back and hashed).
+    """
+    where = sql.SQL(" AND ") + backup_filter if backup_filter is not None else sql.SQL("")
+    return sql.SQL(
+        "SELECT backup_id, backend, max(at) AS last_read FROM ("
+        "SELECT backup_id, backend, last_read_at AS at FROM backup_integrity_object "
+        "WHERE last_read_at IS NOT NULL{where} "
+        "UNION ALL SELECT backup_id, backend, checked_at FROM backup_integrity_result "
+        "WHERE evidence = {content}{where} "
+        "UNION ALL SELECT backup_id, backend, repaired_at FROM backup_integrity_repair "
+        "WHERE status = 'repaired'{where}) reads GROUP BY backup_id, backend"
+    ).format(content=sql.Literal(EVIDENCE_CONTENT), where=where)
+
+
+def last_full_reads(cur: Any, backup_ids: list[str]) -> dict[CopyKey, datetime]:
+    cur.execute(
+        full_reads_query(sql.SQL("backup_id = ANY(%s::uuid[])")), [backup_ids, backup_ids, backup_ids]
+    )
+    return {(str(row[0]), row[1]): row[2] for row in cur.fetchall()}
+
+
+def read_matrix(
+    cur: Any,
+    settings: Settings,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    only_failing: bool = False,
+) -> MatrixRows:
+    """One page of the newest COMPLETED backups, and what is known about each of their copies.
+
+    ``only_failing`` keeps the backups with an open alert, so that a handful of
+    failures among 100k backups is one click away.
+    """
+    check_page(page, page_size)
+    where = sql.SQL("status = 'COMPLETED'")
+    if only_failing:
+        where += sql.SQL(
+            " AND id IN (SELECT backup_id FROM {a} WHERE {open} AND backup_id IS NOT NULL)"
+        ).format(a=table(settings.alerts_table), open=open_integrity_alerts())
+    backups = table(settings.backups_table)
+    cur.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {w}").format(t=backups, w=where))
+    total = cur.fetchone()[0]
+    cur.execute(
+        sql.SQL(
+            "SELECT id::text, backup_type, filename, created_at, size_bytes FROM {t} "
+            "WHERE {w} ORDER BY created_at DESC, id LIMIT %s OFFSET %s"
+        ).format(t=backups, w=where),
+        [page_size, (page - 1) * page_size],
+    )
+    rows = [BackupRow(*row) for row in cur.fetchall()]
+    ids = [row.backup_id for row in rows]
+    latest: dict[CopyKey, ResultRow] = {}
+    repaired: dict[CopyKey, datetime] = {}
+    reads: dict[CopyKey, datetime] = {}
+    if ids:
+        cur.execute(
+            "SELECT DISTINCT ON (backup_id, backend) backup_id::text, backend, kind, evidence, "
+            "checked_at, message, run_id FROM backup_integrity_result WHERE backup_id = ANY(%s::uuid[]) "
+            "ORDER BY backup_id, backend, checked_at DESC",
+            [ids],
+        )
+        latest = {(r[0], r[1]): ResultRow(*r[2:]) for r in cur.fetchall()}
+        cur.execute(
+            "SELECT backup_id::text, backend, max(repaired_at) FROM backup_integrity_repair "
+            "WHERE backup_id = ANY(%s::uuid[]) AND status = 'repaired' GROUP BY 1, 2",
+            [ids],
+        )
+        repaired = {(r[0], r[1]): r[2] for r in cur.fetchall()}
+        reads = last_full_reads(cur, ids)
+    return MatrixRows(page, page_size, only_failing, total, rows, latest, repaired, reads)
+
+
+def read_open_alerts(cur: Any, settings: Settings, limit: int = MAX_ALERTS_LISTED) -> AlertRows:
+    """The open integrity alerts (at most ``limit``), most severe and newest first, and their count."""
+    alerts = table(settings.alerts_table)
+    cur.execute(
+        sql.SQL("SELECT count(*) FROM {t} WHERE {open}").format(t=alerts, open=open_integrity_alerts())
+    )
+    total = cur.fetchone()[0]
+    cur.execute(
+        sql.SQL(
+            "SELECT id, backup_id::text, severity, status, message, details ->> 'kind', "
+            "details ->> 'backend', details ->> 'first_seen', details ->> 'last_seen', "
+            "COALESCE((details ->> 'occurrences')::int, 1), created_at, details ->> 'repair_error' "
+            "FROM {t} WHERE {open} "
+            "ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'ERROR' THEN 1 ELSE 2 END, "
+            "created_at DESC, id DESC LIMIT %s"
+        ).format(t=alerts, open=open_integrity_alerts()),
+        [limit],
+    )
+    return AlertRows(total, [AlertRow(*row) for row in cur.fetchall()])
+
+
+def read_last_run(cur: Any) -> RunRow | None:
+    cur.execute(
+        "SELECT run_id, dag_id, mode, window_start, window_end, statistics, recorded_at "
+        "FROM backup_integrity_run ORDER BY recorded_at DESC LIMIT 1"
+    )
+    row = cur.fetchone()
+    return None if row is None else RunRow(*row)
+
+
+def coverage_stamp(cur: Any) -> tuple[Any, ...]:
+    """What changes whenever a run records results: the key under which coverage may be cached."""
+    cur.execute(
+        "SELECT max(recorded_at), count(*), current_database(), inet_server_addr()::text, "
+        "inet_server_port() FROM backup_integrity_run"
+    )
+    return tuple(cur.fetchone())
+
+
+def read_coverage(cur: Any, settings: Settings, now: datetime) -> CoverageRows:
+    """Two aggregates: COMPLETED backups per type, and full reads per backend by age."""
+    backups = table(settings.backups_table)
+    cur.execute(
+        sql.SQL("SELECT backup_type, count(*) FROM {t} WHERE status = 'COMPLETED' GROUP BY 1").format(
+            t=backups
+        )
+    )
+    completed = dict(cur.fetchall())
+    cur.execute(
+        sql.SQL(
+            "SELECT r.backend, count(*) FILTER (WHERE r.last_read >= %s), "
+            "count(*) FILTER (WHERE r.last_read >= %s), count(*) FILTER (WHERE r.last_read >= %s), "
+            "count(*), min(r.last_read) FROM ({reads}) r GROUP BY r.backend"
+        ).format(reads=full_reads_query()),
+        [now - timedelta(days=1), now - timedelta(days=7), now - timedelta(days=30)],
+    )
+    reads = {row[0]: FullReadCounts(*row[1:]) for row in cur.fetchall()}
+    return CoverageRows(completed, reads)
+
+
+def read_failures_per_day(cur: Any, start: date) -> list[FailureCount]:
+    """Distinct failing copies per UTC day and kind since ``start`` (days without any are absent)."""
+    cur.execute(
+        sql.SQL(
+            "SELECT (checked_at AT TIME ZONE 'UTC')::date AS day, kind, "
+            "count(DISTINCT (backup_id, backend)) FROM backup_integrity_result "
+            "WHERE kind <> {passed} AND checked_at >= %s GROUP BY 1, 2"
+        ).format(passed=sql.Literal(PASSED)),
+        [datetime(start.year, start.month, start.day, tzinfo=UTC)],
+    )
+    return [FailureCount(*row) for row in cur.fetchall()]

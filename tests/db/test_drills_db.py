@@ -256,15 +256,55 @@ def test_the_overview_shows_each_types_last_drill_and_the_overdue_ones(stores, d
     )
     apply_plan(drills_catalog, [outcome(wal, "error", "fetch", source=None)], [overdue], "run-2")
 
-    rows = {r["backup_type"]: r for r in drill_store.restore_overview(drills_catalog, ALERTS, NOW)}
+    with transaction(drills_catalog) as cur:
+        rows = {r.backup_type: r for r in drill_store.restore_overview(cur, ALERTS)}
 
     assert set(rows) == {"FULL_DATABASE", "TENANT_BACKUP"}
-    assert (rows["FULL_DATABASE"]["status"], rows["FULL_DATABASE"]["stage"]) == ("failed", "restore")
-    assert rows["FULL_DATABASE"]["age_seconds"] == 3600
-    assert rows["FULL_DATABASE"]["last_passed_at"] == NOW - timedelta(hours=3)
-    assert rows["FULL_DATABASE"]["overdue"] is False
-    assert rows["TENANT_BACKUP"]["overdue"] is True
-    assert rows["TENANT_BACKUP"]["status"] is None
+    assert (rows["FULL_DATABASE"].status, rows["FULL_DATABASE"].stage) == ("failed", "restore")
+    assert rows["FULL_DATABASE"].drilled_at == NOW - timedelta(hours=1)
+    assert rows["FULL_DATABASE"].last_passed_at == NOW - timedelta(hours=3)
+    assert rows["FULL_DATABASE"].overdue is False
+    assert rows["TENANT_BACKUP"].overdue is True
+    assert rows["TENANT_BACKUP"].status is None
+
+
+def test_the_dashboard_shows_a_restore_drills_section_last_with_overdue_types_in_red(stores, drills_catalog):
+    from include.backup_integrity.dashboard.app import summary
+    from include.backup_integrity.dashboard.page import render_page
+
+    full = seed_backup(stores)
+    failing = outcome(full, "failed", "check", finished=NOW - timedelta(hours=2))
+    failing["message"] = "check 1 (<script>x</script>) returned [(False,)]"
+    record(drills_catalog, "run-1", NOW, [failing])
+    overdue = judge_overdue(
+        "FULL_DATABASE",
+        backups_in_window=1,
+        last_passed_at=None,
+        first_drill_at=NOW - timedelta(days=20),
+        as_of=NOW,
+        max_age_days=8,
+    )
+    apply_plan(drills_catalog, [], [overdue], "run-1")
+
+    with transaction(drills_catalog) as cur:
+        model = summary(cur, SETTINGS, now=NOW)
+    html = render_page(model)
+
+    (drill,) = model.restore_drills
+    assert (drill.backup_type, drill.status, drill.stage, drill.age, drill.overdue) == (
+        "FULL_DATABASE",
+        "failed",
+        "check",
+        "2.0 h",
+        True,
+    )
+    assert drill.last_passed_at is None
+    section = html[html.index("<h2>Restore drills</h2>") :]
+    assert html.index("<h2>Restore drills</h2>") > html.index("<h2>Last run</h2>"), "the section comes last"
+    assert '<tr data-backup-type="FULL_DATABASE" class="overdue"' in section
+    assert "&lt;script&gt;" in section
+    assert "<script>" not in section
+    assert "tr.overdue td{color:#c62828" in html
 
 
 def test_server_identity_ignores_host_names_but_not_databases(postgres, stores, catalog):

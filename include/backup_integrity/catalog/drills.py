@@ -11,8 +11,7 @@ transaction.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from include.backup_integrity.catalog import alert_store
 from include.backup_integrity.catalog.connection import sql
@@ -36,6 +35,7 @@ from include.backup_integrity.domain.timestamps import CANONICAL_TIME, canonical
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import datetime
 
     from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.domain.records import BackupRecord
@@ -309,67 +309,49 @@ def apply_drill_alerts(cur: Any, alerts_table: str, plan: DrillAlertPlan, run_id
 # ----------------------------------------------------------------------------- the overview
 
 
-def restore_overview(conn: Any, alerts_table: str, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per backup type drilled: its last drill (backup, result, stage, when, age) and whether it is overdue.
+class RestoreTypeRow(NamedTuple):
+    """A backup type's last drill (all None when it was never drilled but is overdue)."""
 
-    Overdue is what the drill DAG concluded (an open ``restore_overdue`` alert), so
-    the page and the alerts always agree. Empty when drills never ran.
+    backup_type: str
+    backup_id: str | None
+    status: str | None
+    stage: str | None
+    message: str | None
+    drilled_at: datetime | None
+    run_id: str | None
+    last_passed_at: datetime | None
+    overdue: bool
+
+
+def restore_overview(cur: Any, alerts_table: str) -> list[RestoreTypeRow]:
+    """Per backup type drilled: its last drill, its last pass, and whether it is overdue (read only).
+
+    Overdue is what the drill DAG concluded (an open ``restore_overdue`` alert), so the
+    dashboard and the alerts always agree.
     """
-    now = now or datetime.now(UTC)
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [RESTORE_TABLE])
-        if not cur.fetchone()[0]:
-            conn.rollback()
-            return []
-        cur.execute(
-            f"SELECT DISTINCT ON (backup_type) backup_type, backup_id::text, status, stage, message, "
-            f"finished_at, run_id FROM {RESTORE_TABLE} ORDER BY backup_type, finished_at DESC"
-        )
-        last = cur.fetchall()
-        cur.execute(
-            f"SELECT backup_type, max(finished_at) FROM {RESTORE_TABLE} WHERE status = %s GROUP BY 1",
-            [PASSED],
-        )
-        passed = dict(cur.fetchall())
-        cur.execute(
-            sql.SQL(
-                "SELECT details ->> 'backup_type' FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
-                "AND details ->> 'kind' = %s"
-            ).format(t=table(alerts_table)),
-            [ALERT_TYPE, list(OPEN_STATUSES), RESTORE_OVERDUE],
-        )
-        overdue = {row[0] for row in cur.fetchall()}
-    conn.rollback()
-    rows = []
-    for backup_type, backup_id, status, stage, message, finished_at, run_id in last:
-        rows.append(
-            {
-                "backup_type": backup_type,
-                "backup_id": backup_id,
-                "status": status,
-                "stage": stage,
-                "message": message,
-                "drilled_at": finished_at,
-                "age_seconds": max((now - finished_at).total_seconds(), 0.0),
-                "last_passed_at": passed.get(backup_type),
-                "run_id": run_id,
-                "overdue": backup_type in overdue,
-            }
-        )
-    known = {row["backup_type"] for row in rows}
-    for backup_type in sorted(overdue - known):
-        rows.append(
-            {
-                "backup_type": backup_type,
-                "backup_id": None,
-                "status": None,
-                "stage": None,
-                "message": None,
-                "drilled_at": None,
-                "age_seconds": None,
-                "last_passed_at": None,
-                "run_id": None,
-                "overdue": True,
-            }
-        )
-    return rows
+    cur.execute(
+        f"SELECT DISTINCT ON (backup_type) backup_type, backup_id::text, status, stage, message, "
+        f"finished_at, run_id FROM {RESTORE_TABLE} ORDER BY backup_type, finished_at DESC"
+    )
+    last = cur.fetchall()
+    cur.execute(
+        f"SELECT backup_type, max(finished_at) FROM {RESTORE_TABLE} WHERE status = %s GROUP BY 1", [PASSED]
+    )
+    passed = dict(cur.fetchall())
+    cur.execute(
+        sql.SQL(
+            "SELECT details ->> 'backup_type' FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
+            "AND details ->> 'kind' = %s"
+        ).format(t=table(alerts_table)),
+        [ALERT_TYPE, list(OPEN_STATUSES), RESTORE_OVERDUE],
+    )
+    overdue = {row[0] for row in cur.fetchall()}
+    rows = [
+        RestoreTypeRow(*row, last_passed_at=passed.get(row[0]), overdue=row[0] in overdue) for row in last
+    ]
+    known = {row.backup_type for row in rows}
+    rows += [
+        RestoreTypeRow(t, None, None, None, None, None, None, None, overdue=True)
+        for t in sorted(overdue - known)
+    ]
+    return sorted(rows, key=lambda row: row.backup_type)

@@ -27,14 +27,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
 
+from include.backup_integrity.config.drill_settings import drill_trigger_params
 from include.backup_integrity.domain.drills import DrillItem, DrillOutcome, DrillStatistics
 
 
 def report_drill_crash(context) -> None:
     """Tell someone the drill DAG itself broke; what the drills found is reported by record_drills."""
-    from include.backup_integrity.tasks.pipeline import report_crash
+    from include.backup_integrity.tasks.crash import report_crash
 
     report_crash(context)
 
@@ -50,23 +51,7 @@ def report_drill_crash(context) -> None:
     tags=["backups", "integrity", "restore"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     on_failure_callback=report_drill_crash,
-    params={
-        "backup_ids": Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Backup ids",
-            description="Drill exactly these COMPLETED backups, whatever their age; empty: choose "
-            "per type from the lookback window.",
-        ),
-        "per_type": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            title="Backups per type",
-            description="Backups drilled per backup type; empty: the Variable's restore_drill.per_type.",
-        ),
-    },
+    params=drill_trigger_params(),
 )
 def restore_drill():
     @task(task_display_name="Choose backups")
@@ -78,7 +63,7 @@ def restore_drill():
         from include.backup_integrity.config.drill_settings import drill_params_of_run
         from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError
         from include.backup_integrity.tasks.drill import choose_backups
-        from include.backup_integrity.tasks.pipeline import window_end_of
+        from include.backup_integrity.tasks.select import window_end_of
 
         raw = Variable.get(VARIABLE_KEY, default=None)
         end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))

@@ -14,36 +14,42 @@ deduplicated alerts the moment one is not.
    mode, this hour's slice of the weekly re-hash (and anything changed) in
    `rolling` mode (the default), none in `quick` mode. Problems become
    results, never task failures.
-3. `aggregate_results` repairs bad copies from a verified replica when the
-   `repair` key or param says `apply` (`plan` only lists what it would copy),
-   returns the run's statistics and emits them as `backup_integrity.*` metrics.
-4. `raise_alerts` writes results, `metadata.last_integrity_check` and alert rows
+3. `repair_copies` repairs bad copies from a verified replica when the `repair`
+   key or param says `apply` (`plan` only lists what it would copy). It has no
+   retries; each copy's outcome is recorded as it is proven, so a cleared run
+   does not copy it again.
+4. `aggregate_results` returns the run's statistics and emits them as
+   `backup_integrity.*` metrics. It runs even when `repair_copies` crashed, and
+   then reports every bad copy as not repaired.
+5. `raise_alerts` writes results, `metadata.last_integrity_check` and alert rows
    in one transaction, then notifies through `backup_notify` (Apprise).
-5. `check_outcome` fails the run when any of its checks failed or could not run
+6. `check_outcome` fails the run when any of its checks failed or could not run
    and was not repaired.
 
-Trigger with params to check in `full` mode, over another lookback, or exactly
-the listed `backup_ids`.
+Trigger with params to check in `full` mode, over another lookback, exactly the
+listed `backup_ids`, or to plan or apply repairs.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
 
+from include.backup_integrity.config.params import trigger_params
 from include.backup_integrity.domain.records import Chunk, ChunkOutcome, Statistics
 
 
 def report_verifier_crash(context) -> None:
     """Tell someone the verifier itself broke; integrity failures are reported by raise_alerts."""
-    from include.backup_integrity.tasks.pipeline import report_crash
+    from include.backup_integrity.tasks.crash import report_crash
 
     report_crash(context)
 
 
 @dag(
     dag_id="verify_storage_integrity",
+    dag_display_name="Verify storage integrity",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -52,51 +58,18 @@ def report_verifier_crash(context) -> None:
     tags=["backups", "integrity"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     on_failure_callback=report_verifier_crash,
-    params={
-        "mode": Param(
-            "rolling",
-            enum=["rolling", "quick", "full"],
-            description="rolling: quick checks of everything plus this hour's slice of the rotating "
-            "full re-hash (and a re-read of anything changed); quick: existence, size, fingerprints "
-            "and the store's own SHA-256, never a download; full: read every object and compare "
-            "its SHA-256.",
-        ),
-        "lookback_days": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            description="Days before the window end to verify; empty: the Variable's value.",
-        ),
-        "max_backups": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            description="Check at most this many backups, newest first; empty: the Variable's value.",
-        ),
-        "backup_ids": Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            description="Check exactly these COMPLETED backups, whatever their age; empty: the window.",
-        ),
-        "repair": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, "off", "plan", "apply"],
-            description="Repair bad copies from a replica verified good: off, plan (list only) or "
-            "apply; empty: the Variable's value (default off).",
-        ),
-    },
+    params=trigger_params(),
 )
 def verify_storage_integrity():
-    @task
+    @task(task_display_name="Select backups and plan chunks")
     def select_backups(ti=None, data_interval_end=None, dag_run=None) -> list[Chunk]:
         """Return the chunks to map over; the rest of the plan goes to the XCom key "plan"."""
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError, params_of_run
-        from include.backup_integrity.tasks.pipeline import select_backups, window_end_of
+        from include.backup_integrity.config.params import params_of_run
+        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError
+        from include.backup_integrity.tasks.select import select_backups, window_end_of
 
         raw = Variable.get(VARIABLE_KEY, default=None)
         end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))
@@ -109,37 +82,66 @@ def verify_storage_integrity():
         ti.xcom_push(key="settings", value=plan["settings"])
         return chunks
 
-    @task(map_index_template="{{ chunk_label }}", retries=1, multiple_outputs=False)
+    @task(
+        task_display_name="Verify a chunk",
+        map_index_template="{{ chunk_label }}",
+        retries=1,
+        multiple_outputs=False,
+    )
     def verify_chunk(chunk: Chunk, settings: dict, run_id=None) -> ChunkOutcome:
-        from include.backup_integrity.tasks.pipeline import verify
+        from include.backup_integrity.tasks.verify import verify_and_record
 
         get_current_context()["chunk_label"] = chunk["label"]
-        return verify(chunk, settings, run_id)
+        return verify_and_record(chunk, settings, run_id)
 
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
-    @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
-    def aggregate_results(chunk_results: list, plan: dict, run_id=None, ti=None) -> Statistics:
-        """Repair (per the run's repair mode), then return the statistics; repairs go to XCom "repairs"."""
-        from include.backup_integrity.tasks.pipeline import aggregate, repair
+    # No retries: a copy is recorded once proven, and a clear (not a retry) repeats the rest.
+    @task(task_display_name="Repair bad copies", retries=0, trigger_rule=TriggerRule.NONE_FAILED)
+    def repair_copies(chunk_results: list, plan: dict, run_id=None) -> list:
+        from include.backup_integrity.tasks.repair import repair_copies
+
+        return repair_copies(list(chunk_results), plan, run_id)
+
+    # all_done: statistics and alerts even when repair_copies crashed. The plan is pulled, not
+    # passed, so that a failed select_backups makes this task skip instead of fail.
+    @task(
+        task_display_name="Aggregate statistics",
+        trigger_rule=TriggerRule.ALL_DONE,
+        multiple_outputs=False,
+    )
+    def aggregate_results(chunk_results: list, repairs: list | None, run_id=None, ti=None) -> Statistics:
+        """Return the statistics; the repairs it reports go to XCom "repairs"."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.backup_integrity.tasks.aggregate import (
+            UpstreamIncomplete,
+            aggregate,
+            repairs_to_report,
+            require_every_chunk,
+        )
 
         chunk_results = list(chunk_results)
-        repairs = repair(chunk_results, plan)
-        ti.xcom_push(key="repairs", value=repairs)
-        return aggregate(chunk_results, plan, run_id, repairs)
+        try:
+            plan = require_every_chunk(chunk_results, ti.xcom_pull(task_ids="select_backups", key="plan"))
+        except UpstreamIncomplete as incomplete:
+            raise AirflowSkipException(str(incomplete)) from None  # the failed task fails the run
+        reported = repairs_to_report(chunk_results, plan, repairs)
+        ti.xcom_push(key="repairs", value=reported)
+        return aggregate(chunk_results, plan, run_id, reported)
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED, multiple_outputs=False)
+    @task(task_display_name="Record results and raise alerts", trigger_rule=TriggerRule.NONE_FAILED)
     def raise_alerts(
         chunk_results: list, plan: dict, statistics: dict, repairs: list, run_id=None, dag=None
     ) -> dict:
-        from include.backup_integrity.tasks.pipeline import record_and_alert
+        from include.backup_integrity.tasks.alert import raise_alerts
 
-        return record_and_alert(chunk_results, plan, statistics, run_id, dag.dag_id, repairs)
+        return raise_alerts(chunk_results, plan, statistics, run_id, dag.dag_id, repairs)
 
-    @task(retries=0, trigger_rule=TriggerRule.NONE_FAILED)
+    @task(task_display_name="Check the outcome", retries=0, trigger_rule=TriggerRule.NONE_FAILED)
     def check_outcome(statistics: dict) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.tasks.pipeline import IntegrityFailure, check_outcome
+        from include.backup_integrity.tasks.outcome import IntegrityFailure, check_outcome
 
         try:
             check_outcome(statistics)
@@ -149,7 +151,8 @@ def verify_storage_integrity():
     chunks = select_backups()
     plan = chunks["plan"]
     chunk_results = verify_chunk.partial(settings=chunks["settings"]).expand(chunk=chunks)
-    statistics = aggregate_results(chunk_results, plan)
+    repairs = repair_copies(chunk_results, plan)
+    statistics = aggregate_results(chunk_results, repairs)
     alerts = raise_alerts(chunk_results, plan, statistics, statistics["repairs"])
     alerts >> check_outcome(statistics)
 

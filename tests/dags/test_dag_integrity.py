@@ -1,15 +1,22 @@
-"""DagBag hygiene, as Airflow's own example-DAG test demands, and the DAG's contract."""
+"""The verifier DAG's contract: its id, schedule, tasks in order, trigger rules and params."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
+from itertools import pairwise
 
 import pytest
 
-from devtools.runs import DAG_ID, REPO
+from devtools.runs import DAG_ID
 
-DAG_FILES = sorted(str(p) for p in (REPO / "dags").glob("*.py"))
+TASKS_IN_ORDER = [
+    "select_backups",
+    "verify_chunk",
+    "repair_copies",
+    "aggregate_results",
+    "raise_alerts",
+    "check_outcome",
+]
 
 
 def core_timetable(dag):
@@ -18,61 +25,55 @@ def core_timetable(dag):
     return coerce_to_core_timetable(dag.timetable)
 
 
-@pytest.fixture
-def forbid_config_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parsing must resolve no connection and read no Variable."""
-    from airflow.sdk import BaseHook, Variable
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"read at parse time: {args!r} {kwargs!r}")
-
-    monkeypatch.setattr(BaseHook, "get_connection", classmethod(refuse))
-    monkeypatch.setattr(Variable, "get", staticmethod(refuse))
-    monkeypatch.setenv("AIRFLOW_VAR_BACKUP_INTEGRITY", "this is not JSON and must not be read")
+@pytest.fixture(scope="module")
+def dag(dag_bag):
+    return dag_bag.get_dag(DAG_ID)
 
 
-@pytest.mark.parametrize("dag_file", DAG_FILES, ids=[Path(f).name for f in DAG_FILES])
-def test_dag_file_imports_without_errors_or_queries(dag_file, airflow_db, forbid_config_reads):
-    from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(settings.engine, "before_cursor_execute", count)
-    try:
-        bag = DagBag(dag_folder=dag_file)
-    finally:
-        event.remove(settings.engine, "before_cursor_execute", count)
-
-    assert bag.import_errors == {}
-    assert bag.dags, f"{dag_file} defines no DAG"
-    assert len(statements) <= 1, statements
-
-
-def test_verify_storage_integrity_contract(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
+def test_verify_storage_integrity_contract(dag):
     from airflow.sdk import CronDataIntervalTimetable
-
-    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(DAG_ID)
 
     assert dag.fileloc.endswith("dags/verify_storage_integrity.py")
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert core_timetable(dag).summary == "0 * * * *"
     assert dag.catchup is False
     assert dag.start_date is not None
-    assert dag.doc_md
     assert "Verify storage integrity" in dag.doc_md
     assert dag.on_failure_callback is not None
-    assert {"select_backups", "verify_chunk", "aggregate_results", "raise_alerts", "check_outcome"} == set(
-        dag.task_ids
-    )
+    assert sorted(dag.task_ids) == sorted(TASKS_IN_ORDER)
     assert dag.get_task("verify_chunk").map_index_template
     assert dag.get_task("check_outcome").downstream_task_ids == set(), "the outcome task is the leaf"
-    from include.backup_integrity.config.settings import PARAM_DEFAULTS
+
+
+def test_the_tasks_run_in_order(dag):
+    for earlier, later in pairwise(TASKS_IN_ORDER):
+        assert later in dag.get_task(earlier).get_flat_relative_ids(upstream=False), (earlier, later)
+    assert "repair_copies" not in dag.get_task("raise_alerts").upstream_task_ids, (
+        "raise_alerts takes the repairs from aggregate_results, so a crashed repair cannot stop it"
+    )
+    assert "repair_copies" not in dag.get_task("check_outcome").upstream_task_ids
+
+
+def test_a_crashed_repair_still_leads_to_statistics_and_alerts(dag):
+    from airflow.sdk import TriggerRule
+
+    repair = dag.get_task("repair_copies")
+    assert repair.retries == 0, "a proven copy is recorded; the task is cleared, never retried"
+    assert repair.trigger_rule == TriggerRule.NONE_FAILED
+    assert dag.get_task("aggregate_results").trigger_rule == TriggerRule.ALL_DONE
+    assert dag.get_task("raise_alerts").trigger_rule == TriggerRule.NONE_FAILED
+    assert dag.get_task("check_outcome").trigger_rule == TriggerRule.NONE_FAILED
+    assert dag.get_task("check_outcome").retries == 0
+
+
+def test_every_task_has_a_display_name(dag):
+    names = {task.task_id: task.task_display_name for task in dag.tasks}
+    assert all(name and name != task_id for task_id, name in names.items()), names
+    assert names["repair_copies"] == "Repair bad copies"
+
+
+def test_params_come_from_the_one_declaration(dag):
+    from include.backup_integrity.config.params import PARAM_DEFAULTS, TRIGGER_PARAMS
 
     params = dag.params.dump()
     assert params == {
@@ -83,13 +84,15 @@ def test_verify_storage_integrity_contract(airflow_db):
         "repair": None,
     }
     assert params == PARAM_DEFAULTS
+    for name, declared in TRIGGER_PARAMS.items():
+        param = dag.params.get_param(name)
+        assert param.schema["title"] == declared.title
+        assert param.description == declared.description
 
 
-def test_hourly_runs_cover_one_real_hour(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
+def test_hourly_runs_cover_one_real_hour(dag):
     from airflow.sdk import timezone
 
-    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(DAG_ID)
     interval = core_timetable(dag).infer_manual_data_interval(
         run_after=timezone.coerce_datetime(timezone.datetime(2026, 11, 30, 12, 17))
     )

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from devtools.runs import REPO
 
-
-def load():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags" / "restore_drill.py"))
-    assert bag.import_errors == {}
-    return bag.get_dag("restore_drill")
-
-
-def test_restore_drill_contract(airflow_db):
+def test_restore_drill_contract(dag_bag):
     from airflow.sdk import CronDataIntervalTimetable
     from airflow.serialization.encoders import coerce_to_core_timetable
 
     from include.backup_integrity.config.drill_settings import DRILL_PARAM_DEFAULTS
 
-    dag = load()
+    dag = dag_bag.get_dag("restore_drill")
 
     assert dag.fileloc.endswith("dags/restore_drill.py")
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
@@ -39,14 +29,18 @@ def test_restore_drill_contract(airflow_db):
     assert dag.get_task("record_drills").trigger_rule == "all_done"
     assert all(task.retries >= 1 for task in dag.tasks if task.task_id != "check_outcome")
     assert dag.params.dump() == {"backup_ids": [], "per_type": None} == DRILL_PARAM_DEFAULTS
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert param.schema["title"], name
+        assert param.description, name
 
 
-def test_runs_cover_one_day_ending_at_03_utc(airflow_db):
+def test_runs_cover_one_day_ending_at_03_utc(dag_bag):
     from airflow.sdk import timezone
     from airflow.serialization.encoders import coerce_to_core_timetable
 
-    interval = coerce_to_core_timetable(load().timetable).infer_manual_data_interval(
-        run_after=timezone.coerce_datetime(timezone.datetime(2026, 11, 30, 12, 17))
-    )
+    interval = coerce_to_core_timetable(
+        dag_bag.get_dag("restore_drill").timetable
+    ).infer_manual_data_interval(run_after=timezone.coerce_datetime(timezone.datetime(2026, 11, 30, 12, 17)))
     assert interval.end == timezone.datetime(2026, 11, 30, 3, 0)
     assert (interval.end - interval.start).days == 1

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from devtools.runs import REPO
 
-
-def test_verify_storage_integrity_watchdog_contract(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
+def test_verify_storage_integrity_watchdog_contract(dag_bag):
     from airflow.serialization.encoders import coerce_to_core_timetable
 
-    bag = DagBag(dag_folder=str(REPO / "dags" / "verify_storage_integrity_watchdog.py"))
-    dag = bag.get_dag("verify_storage_integrity_watchdog")
+    dag = dag_bag.get_dag("verify_storage_integrity_watchdog")
 
-    assert bag.import_errors == {}
     assert coerce_to_core_timetable(dag.timetable).summary == "*/15 * * * *"
     assert dag.catchup is False
     assert dag.max_active_runs == 1

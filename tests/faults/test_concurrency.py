@@ -12,7 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from devtools.runs import DAG_ID
-from include.backup_integrity.tasks import pipeline
+from include.backup_integrity.tasks.aggregate import aggregate
+from include.backup_integrity.tasks.alert import raise_alerts
+from include.backup_integrity.tasks.select import select_backups
+from include.backup_integrity.tasks.verify import verify_and_record
 from tests.support.catalog import alerts, metadata, query
 from tests.support.connections import s3_connection
 from tests.support.faults import seed_failures
@@ -83,11 +86,11 @@ def test_concurrent_runs_in_threads_write_each_alert_once_and_lose_no_update(
 
     def one_run(index: int) -> str:
         run_id = f"concurrent__{index}"
-        plan = pipeline.select_backups(raw, {}, window_end)
+        plan = select_backups(raw, {}, window_end)
         chunks = plan.pop("chunks")
-        chunk_results = [pipeline.verify(chunk, plan["settings"], run_id) for chunk in chunks]
-        statistics = pipeline.aggregate(chunk_results, plan, run_id)
-        pipeline.record_and_alert(chunk_results, plan, statistics, run_id, DAG_ID)
+        chunk_results = [verify_and_record(chunk, plan["settings"], run_id) for chunk in chunks]
+        statistics = aggregate(chunk_results, plan, run_id)
+        raise_alerts(chunk_results, plan, statistics, run_id, DAG_ID)
         return run_id
 
     writer = threading.Thread(target=other_writer)

@@ -20,8 +20,11 @@ import pytest
 from devtools.runs import DAG_ID
 from devtools.seed import corrupt_same_size, delete, seed_backup
 from devtools.services import free_port
-from include.backup_integrity.config.settings import params_of_run
-from include.backup_integrity.tasks.pipeline import aggregate, record_and_alert, select_backups, verify
+from include.backup_integrity.config.params import params_of_run
+from include.backup_integrity.tasks.aggregate import aggregate
+from include.backup_integrity.tasks.alert import raise_alerts
+from include.backup_integrity.tasks.select import select_backups
+from include.backup_integrity.tasks.verify import verify_and_record
 from tests.support.catalog import alerts, query
 from tests.support.connections import s3_connection
 
@@ -74,8 +77,8 @@ def test_concurrent_runs_open_each_alert_once_and_notify_once(stores, airflow_en
 
     def record(index: int) -> dict:
         run_id = "backfill__same" if same_run_id else f"backfill__{index}"
-        chunk_results = [verify(chunk, plan["settings"], run_id) for chunk in chunks]
-        return record_and_alert(chunk_results, plan, aggregate(chunk_results, plan, run_id), run_id, DAG_ID)
+        chunk_results = [verify_and_record(chunk, plan["settings"], run_id) for chunk in chunks]
+        return raise_alerts(chunk_results, plan, aggregate(chunk_results, plan, run_id), run_id, DAG_ID)
 
     reports = run_racing(stores, record)
 
@@ -120,8 +123,8 @@ def test_runs_over_different_backups_share_one_outage_alert_and_one_summary(
     def record(index: int) -> dict:
         plan, chunks = plans[index]
         run_id = f"backfill__{index}"
-        chunk_results = [verify(chunk, plan["settings"], run_id) for chunk in chunks]
-        return record_and_alert(chunk_results, plan, aggregate(chunk_results, plan, run_id), run_id, DAG_ID)
+        chunk_results = [verify_and_record(chunk, plan["settings"], run_id) for chunk in chunks]
+        return raise_alerts(chunk_results, plan, aggregate(chunk_results, plan, run_id), run_id, DAG_ID)
 
     run_racing(stores, record)
 

@@ -7,12 +7,16 @@ import contextlib
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
+from devtools.faultproxy import FaultProxy
+from devtools.runs import DAG_ID, xcom
 from devtools.seed import corrupt_same_size, delete, seed_backup
 from tests.support.catalog import alerts, last_check, open_alerts_by_key, query
-from tests.support.connections import set_variable
+from tests.support.connections import s3_connection, set_connection, set_variable
 
 
 def stored_bytes(stores, backup, backend: str) -> bytes | None:
@@ -255,3 +259,68 @@ def test_plan_mode_lists_the_repairs_and_copies_nothing(stores, run_dag, webhook
     assert stored_bytes(stores, deleted, "r2") is None
     assert open_alerts_by_key(stores)[(deleted.id, "r2", "missing")]["status"] == "ACTIVE"
     assert not any(m["title"].startswith("[REPAIRED]") for m in webhook.messages)
+
+
+@pytest.fixture
+def r2_requests(r2_server, monkeypatch, airflow_env):
+    """backup_r2 through a proxy that passes everything and logs each request (method, target)."""
+    proxy = FaultProxy(r2_server.port, http=True).start()
+    set_connection(monkeypatch, "backup_r2", s3_connection(proxy))
+    yield proxy
+    proxy.stop()
+
+
+def rerun_task(task_id: str, run_id: str) -> None:
+    """``airflow tasks test``: the task instance of that run, run again in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", "tasks", "test", DAG_ID, task_id, run_id],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    if task_id == "repair_copies":
+        assert "proven by an earlier try of this run" in done.stdout + done.stderr
+
+
+def puts_of(proxy: FaultProxy, key: str) -> int:
+    return sum(1 for method, target, _ in list(proxy.log) if method == "PUT" and key in target)
+
+
+def test_a_cleared_repair_does_not_copy_what_an_earlier_try_proved(stores, run_dag, webhook, r2_requests):
+    """repair_copies and what follows it cleared (as from the UI, with downstream) copy nothing twice."""
+    gone_r2 = seed_backup(stores)
+    delete(stores, gone_r2, "r2")
+    corrupted_local = seed_backup(stores)
+    corrupt_same_size(stores, corrupted_local, "local")
+
+    first = run_dag({"repair": "apply", "mode": "full"})  # full: the same-size corruption is read
+
+    assert first.state == "success"
+    assert first.statistics["repaired"] == 2
+    assert puts_of(r2_requests, gone_r2.paths["r2"]) == 1
+    local_file = os.path.join(stores.local_root, corrupted_local.paths["local"])
+    written = os.stat(local_file)
+    notices = len(webhook.messages)
+    alert_rows = alerts(stores)
+
+    # The repair task and those after it run again for the same run, as `airflow tasks clear
+    # --downstream` has the scheduler do: each reads the XComs its upstream left, so
+    # repair_copies is handed the same two bad copies a second time.
+    for task_id in ("repair_copies", "aggregate_results", "raise_alerts"):
+        rerun_task(task_id, first.run_id)
+    assert xcom(first.dag_run, "aggregate_results") == first.statistics, "the same repairs, from the record"
+    assert puts_of(r2_requests, gone_r2.paths["r2"]) == 1, "not uploaded again"
+    again = os.stat(local_file)
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns), "not rewritten"
+    assert stored_bytes(stores, gone_r2, "r2") == gone_r2.content
+    assert stored_bytes(stores, corrupted_local, "local") == corrupted_local.content
+    assert len(webhook.messages) == notices, "no notice twice"
+    assert [(a["id"], a["status"]) for a in alerts(stores)] == [(a["id"], a["status"]) for a in alert_rows]
+    rows = query(
+        stores,
+        "SELECT status, count(*) AS n FROM backup_integrity_repair WHERE run_id = %s GROUP BY status",
+        [first.run_id],
+    )
+    assert {r["status"]: r["n"] for r in rows} == {"repaired": 2}

@@ -6,13 +6,19 @@ import json
 
 import pytest
 
+from include.backup_integrity.config.params import (
+    PARAM_DEFAULTS,
+    TRIGGER_PARAMS,
+    RunOptions,
+    params_of_run,
+    resolve_run_options,
+    trigger_params,
+)
 from include.backup_integrity.config.settings import (
     DEFAULT_EXPECTED_BACKENDS,
     ConfigError,
-    RunOptions,
     Settings,
     parse_settings,
-    resolve_run_options,
 )
 
 VARIABLE = "Variable 'backup_integrity'"
@@ -79,6 +85,46 @@ def test_invalid_json_names_the_variable_and_the_place():
 def test_variable_must_be_an_object(raw, kind):
     with pytest.raises(ConfigError, match=rf"{VARIABLE} must be a JSON object, got {kind}"):
         parse_settings(raw)
+
+
+def test_unknown_keys_are_named_together():
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"lookback_day": 7, "chunksize": 5, "chunk_size": "x"})
+    assert str(caught.value).startswith(f"{VARIABLE} has unknown key(s) ['chunksize', 'lookback_day']")
+
+
+def test_every_wrong_key_is_named_at_once():
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"lookback_days": "30", "repair": "fix"})
+    assert str(caught.value) == (
+        f"{VARIABLE}, key 'lookback_days': expected an integer, got '30'; "
+        f"{VARIABLE}, key 'repair': expected one of ['off', 'plan', 'apply'], got 'fix'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("rehash_period_days", -1, "must be >= 0, got -1"),
+        ("rehash_budget_bytes", "1GB", "expected an integer or null, got '1GB'"),
+        ("max_chunks_per_backend", 0, "must be >= 1, got 0"),
+        ("repair", True, "expected one of ['off', 'plan', 'apply'], got True"),
+    ],
+)
+def test_other_keys_are_validated_too(key, value, says):
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({key: value})
+
+    assert str(caught.value) == f"{VARIABLE}, key {key!r}: {says}"
+
+
+def test_settings_cross_xcom_as_plain_values_and_come_back_validated():
+    settings = parse_settings({"lookback_days": 7, "expected_backends": {"WAL_ARCHIVE": ["r2"]}})
+    data = json.loads(json.dumps(settings.to_dict()))
+
+    assert Settings.from_dict(data) == settings
+    with pytest.raises(ValueError, match="lookback_days"):
+        Settings.from_dict({**data, "lookback_days": "7"})
 
 
 def test_unknown_key_is_named():
@@ -168,6 +214,42 @@ def test_invalid_table_name_is_named(name):
 
 # ----------------------------------------------------------------------------- trigger params
 
+
+def test_every_trigger_param_is_declared_once_with_a_title_and_a_description():
+    params = trigger_params()
+
+    assert list(params) == list(TRIGGER_PARAMS)
+    assert list(params) == ["mode", "lookback_days", "max_backups", "backup_ids", "repair"]
+    for name, param in params.items():
+        declared = TRIGGER_PARAMS[name]
+        assert param.value == declared.default == PARAM_DEFAULTS[name]
+        assert param.schema["title"] == declared.title
+        assert param.description == declared.description
+        assert declared.title
+        assert len(declared.description) > 20
+    assert params["mode"].schema["enum"] == ["rolling", "quick", "full"]
+    assert params["repair"].schema["enum"] == [None, "off", "plan", "apply"]
+    assert params["lookback_days"].schema == {
+        "type": ["null", "integer"],
+        "minimum": 1,
+        "title": TRIGGER_PARAMS["lookback_days"].title,
+    }
+
+
+def test_each_dag_gets_its_own_param_defaults():
+    first, second = trigger_params(), trigger_params()
+    first["backup_ids"].value.append("leaked")
+    assert second["backup_ids"].value == []
+    assert PARAM_DEFAULTS["backup_ids"] == []
+
+
+def test_a_runs_params_are_its_conf_over_the_declared_defaults():
+    params = params_of_run({"mode": "full", "unknown": 1})
+    assert params == {**PARAM_DEFAULTS, "mode": "full"}
+    params["backup_ids"].append("x")
+    assert PARAM_DEFAULTS["backup_ids"] == [], "a run's params never change the declaration"
+
+
 SETTINGS = Settings(lookback_days=7, max_backups=20)
 
 
@@ -236,3 +318,16 @@ def test_stall_after_hours_defaults_to_two_and_accepts_positive_numbers():
 def test_stall_after_hours_must_be_a_positive_number(value):
     with pytest.raises(ConfigError, match=r"key 'stall_after_hours': expected a number of hours > 0"):
         parse_settings({"stall_after_hours": value})
+
+
+def test_repair_key_and_param_are_validated_and_the_param_wins():
+    assert parse_settings(None).repair == "off"
+    settings = parse_settings('{"repair": "plan"}')
+    assert resolve_run_options(settings, {}).repair == "plan"
+    assert resolve_run_options(settings, {"repair": None}).repair == "plan"
+    assert resolve_run_options(settings, {"repair": "apply"}).repair == "apply"
+    assert resolve_run_options(settings, {"repair": "off"}).repair == "off"
+    with pytest.raises(ConfigError, match=r"Variable 'backup_integrity', key 'repair'.*'fix'"):
+        parse_settings('{"repair": "fix"}')
+    with pytest.raises(ConfigError, match=r"trigger param 'repair'.*True"):
+        resolve_run_options(Settings(), {"repair": True})

@@ -1,4 +1,5 @@
-"""Repair: the pure plan, the statistics it adds, and local writes on a real folder."""
+"""Repair execution on real folders: local writes and reads that never follow a symlink,
+a source that does not verify is never copied, outcomes reported as they come."""
 
 from __future__ import annotations
 
@@ -7,128 +8,13 @@ import os
 
 import pytest
 
-from include.backup_integrity.config.settings import (
-    ConfigError,
-    Settings,
-    parse_settings,
-    resolve_run_options,
-)
-from include.backup_integrity.domain.records import (
-    BACKEND_ERROR,
-    CHECKSUM_MISMATCH,
-    EVIDENCE_CONTENT,
-    EVIDENCE_SERVER_SHA256,
-    EVIDENCE_SIZE,
-    INVALID_RECORD,
-    MISSING,
-    PASSED,
-    SIZE_MISMATCH,
-)
-from include.backup_integrity.domain.statistics import run_failed
+from include.backup_integrity.config.settings import Settings
+from include.backup_integrity.domain.records import EVIDENCE_CONTENT, EVIDENCE_SIZE, MISSING, PASSED
+from include.backup_integrity.domain.repair import REFUSED, REPAIRED, plan_repairs
+from include.backup_integrity.stores.copying import RepairError, read_local, write_local
 from include.backup_integrity.stores.local import LocalBackend
-from include.backup_integrity.tasks.repair import (
-    APPLY,
-    FAILED,
-    PLAN,
-    REFUSED,
-    REPAIRED,
-    RepairError,
-    execute_repairs,
-    outcome_of,
-    plan_repairs,
-    planned_outcomes,
-    repair_one,
-    repair_statistics,
-    write_local,
-)
+from include.backup_integrity.tasks.repair import execute_repairs, repair_one
 from tests.support.records import CONTENT, CONTENT_SHA256, check_result
-
-
-def test_each_repairable_failure_gets_its_best_verified_source():
-    results = [
-        check_result("b-1", "local", PASSED, evidence=EVIDENCE_SIZE),
-        check_result("b-1", "r2", MISSING),
-        check_result("b-1", "b2", PASSED, evidence=EVIDENCE_SERVER_SHA256),
-        check_result("b-2", "local", PASSED, evidence=EVIDENCE_CONTENT, mode="full"),
-        check_result("b-2", "r2", PASSED, evidence=EVIDENCE_CONTENT, mode="full"),
-        check_result("b-2", "b2", CHECKSUM_MISMATCH, mode="full"),
-        check_result("b-3", "local", SIZE_MISMATCH),
-        check_result("b-3", "r2", PASSED, evidence=EVIDENCE_CONTENT),
-    ]
-
-    tasks = {(t["backup_id"], t["backend"]): t for t in plan_repairs(results)}
-
-    assert set(tasks) == {("b-1", "r2"), ("b-2", "b2"), ("b-3", "local")}
-    # The store's own SHA-256 beats size only; both are re-read before use.
-    assert [s["backend"] for s in tasks[("b-1", "r2")]["sources"]] == ["b2", "local"]
-    assert "verifies its SHA-256 first" in tasks[("b-1", "r2")]["reason"]
-    # Among copies read byte for byte, the local one (no transfer) first.
-    assert [s["backend"] for s in tasks[("b-2", "b2")]["sources"]] == ["local", "r2"]
-    assert "full SHA-256 read" in tasks[("b-2", "b2")]["reason"]
-    assert tasks[("b-3", "local")]["expected_sha256"] == CONTENT_SHA256
-    assert tasks[("b-3", "local")]["expected_size"] == len(CONTENT)
-
-
-def test_no_passing_replica_or_no_recorded_location_means_no_source():
-    results = [
-        check_result("b-1", "local", CHECKSUM_MISMATCH),
-        check_result("b-1", "r2", BACKEND_ERROR),
-        check_result("b-1", "b2", INVALID_RECORD),
-        check_result("b-2", "local", PASSED, evidence=EVIDENCE_CONTENT),
-        check_result("b-2", "b2", MISSING, path=None),
-    ]
-
-    tasks = {(t["backup_id"], t["backend"]): t for t in plan_repairs(results)}
-
-    assert set(tasks) == {("b-1", "local"), ("b-2", "b2")}, "errors and invalid records are not repaired"
-    assert tasks[("b-1", "local")]["sources"] == []
-    assert "unverified source" in tasks[("b-1", "local")]["reason"]
-    assert tasks[("b-2", "b2")]["sources"] == []
-    assert "no location" in tasks[("b-2", "b2")]["reason"]
-    plan = planned_outcomes(tasks.values())
-    assert {o["status"] for o in plan} == {REFUSED}
-    assert all(o["source_backend"] is None for o in plan)
-
-
-def test_statistics_keys_per_mode_and_what_fails_a_run():
-    task = plan_repairs([check_result("b-1", "r2", MISSING), check_result("b-1", "b2", PASSED)])[0]
-    planned = planned_outcomes([task])
-    assert repair_statistics("off", planned) == {}
-    assert repair_statistics(PLAN, planned) == {
-        "repair": PLAN,
-        "repair_plan": [
-            {
-                "backup_id": "b-1",
-                "backend": "r2",
-                "kind": MISSING,
-                "source_backend": "b2",
-                "reason": task["reason"],
-            }
-        ],
-    }
-    done = [outcome_of(task, REPAIRED), outcome_of(task, FAILED), outcome_of(task, REFUSED)]
-    stats = repair_statistics(APPLY, done)
-    assert (stats["repaired"], stats["repair_failed"]) == (1, 2)
-
-    assert not run_failed({"checks_total": 3, "checks_passed": 1, "repaired": 2})
-    assert run_failed({"checks_total": 3, "checks_passed": 1, "repaired": 1})
-    assert run_failed({"checks_total": 3, "checks_passed": 1})
-
-
-def test_repair_key_and_param_are_validated_and_the_param_wins():
-    assert parse_settings(None).repair == "off"
-    settings = parse_settings('{"repair": "plan"}')
-    assert resolve_run_options(settings, {}).repair == "plan"
-    assert resolve_run_options(settings, {"repair": None}).repair == "plan"
-    assert resolve_run_options(settings, {"repair": "apply"}).repair == "apply"
-    assert resolve_run_options(settings, {"repair": "off"}).repair == "off"
-    with pytest.raises(ConfigError, match=r"Variable 'backup_integrity', key 'repair'.*'fix'"):
-        parse_settings('{"repair": "fix"}')
-    with pytest.raises(ConfigError, match=r"trigger param 'repair'.*True"):
-        resolve_run_options(Settings(), {"repair": True})
-
-
-# --------------------------------------------------------------------------- local writes
 
 
 def local_task(path: str = "db/2026/full.dump", content: bytes = CONTENT):
@@ -212,8 +98,6 @@ def test_a_local_source_that_does_not_verify_is_never_copied(tmp_path):
 
 
 def test_a_symlinked_source_is_never_read(tmp_path):
-    from include.backup_integrity.tasks.repair import read_local
-
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "db").mkdir(parents=True)
     outside.mkdir()
@@ -225,3 +109,30 @@ def test_a_symlinked_source_is_never_read(tmp_path):
         b"".join(read_local(backend, "db/full.dump"))
     with pytest.raises(RepairError, match="symlink"):
         b"".join(read_local(backend, "linked/secret"))
+
+
+def test_each_outcome_is_handed_over_as_soon_as_it_is_known_and_a_failing_handover_stops(tmp_path):
+    """The task records each outcome when it comes; if recording fails, nothing more is copied."""
+    source_root, target_root = tmp_path / "source", tmp_path / "target"
+    (source_root / "db").mkdir(parents=True)
+    target_root.mkdir()
+    backends = {"r2": LocalBackend(str(source_root)), "local": LocalBackend(str(target_root))}
+    tasks = []
+    for name in ("one.dump", "two.dump"):
+        (source_root / "db" / name).write_bytes(CONTENT)
+        results = [
+            check_result(f"b-{name}", "local", MISSING, path=f"db/{name}"),
+            check_result(f"b-{name}", "r2", PASSED, evidence=EVIDENCE_CONTENT, path=f"db/{name}"),
+        ]
+        tasks.extend(plan_repairs(results))
+    handed: list[tuple[str, bool]] = []
+
+    def hand_over(outcome):
+        handed.append((outcome["backup_id"], (target_root / outcome["path"]).exists()))
+        raise ConnectionError("the catalog went away")
+
+    with pytest.raises(ConnectionError):
+        execute_repairs(tasks, Settings(), backends.__getitem__, on_outcome=hand_over)
+
+    assert handed == [("b-one.dump", True)], "handed over once written and proven, before the next copy"
+    assert not (target_root / "db/two.dump").exists()

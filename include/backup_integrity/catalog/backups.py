@@ -2,7 +2,7 @@
 
 Functions take an open DB-API connection so that they can be used from a task, a
 script or a test alike; table names come from the validated settings and are
-always quoted as identifiers. (``ensure_schema`` creates the verifier's own tables.)
+always quoted as identifiers. (The verifier's own tables are the migrations' work: :mod:`.schema`.)
 """
 
 from __future__ import annotations

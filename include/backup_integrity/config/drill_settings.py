@@ -12,10 +12,12 @@ them entry by entry, and an entry set to null removes the default.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.config.params import TriggerParam
 from include.backup_integrity.config.settings import ConfigError
 from include.backup_integrity.domain.drills import (
     DEFAULT_PG_DUMP_CHECK,
@@ -28,6 +30,9 @@ from include.backup_integrity.domain.drills import (
 from include.backup_integrity.domain.restore_formats import (
     is_valid_wal_segment_size,
 )
+
+if TYPE_CHECKING:
+    from airflow.sdk import Param
 
 DRILL_KEY = "restore_drill"
 WAL_SEGMENT_KEY = "wal_segment_bytes"
@@ -44,8 +49,23 @@ DEFAULT_FORMATS: dict[str, str] = {
     "WAL_ARCHIVE": WAL,
 }
 
-#: The ``restore_drill`` DAG's trigger params and their defaults.
-DRILL_PARAM_DEFAULTS: dict[str, Any] = {"backup_ids": [], "per_type": None}
+#: The ``restore_drill`` DAG's trigger params, declared once (the trigger form shows each title).
+DRILL_TRIGGER_PARAMS: dict[str, TriggerParam] = {
+    "backup_ids": TriggerParam(
+        [],
+        "Backup ids",
+        "Drill exactly these COMPLETED backups, whatever their age; empty: choose per type from "
+        "the lookback window.",
+        {"type": "array", "items": {"type": "string"}},
+    ),
+    "per_type": TriggerParam(
+        None,
+        "Backups per type",
+        "Backups drilled per backup type; empty: the Variable's restore_drill.per_type.",
+        {"type": ["null", "integer"], "minimum": 1},
+    ),
+}
+DRILL_PARAM_DEFAULTS: dict[str, Any] = {name: param.default for name, param in DRILL_TRIGGER_PARAMS.items()}
 
 
 class DrillConfigError(ConfigError):
@@ -235,9 +255,24 @@ def drill_settings_of(restore_drill: dict[str, Any] | None) -> DrillSettings | N
 # ----------------------------------------------------------------------------- trigger params
 
 
+def drill_trigger_params() -> dict[str, Param]:
+    """The ``restore_drill`` DAG's ``params``, built from :data:`DRILL_TRIGGER_PARAMS`."""
+    from airflow.sdk import Param
+
+    return {
+        name: Param(
+            copy.deepcopy(param.default),
+            title=param.title,
+            description=param.description,
+            **copy.deepcopy(param.schema),
+        )
+        for name, param in DRILL_TRIGGER_PARAMS.items()
+    }
+
+
 def drill_params_of_run(conf: dict[str, Any] | None) -> dict[str, Any]:
     """The run's params: the declared defaults overlaid with the run's conf (see ``params_of_run``)."""
-    params = {k: (list(v) if isinstance(v, list) else v) for k, v in DRILL_PARAM_DEFAULTS.items()}
+    params = copy.deepcopy(DRILL_PARAM_DEFAULTS)
     params.update({k: v for k, v in (conf or {}).items() if k in DRILL_PARAM_DEFAULTS})
     return params
 

@@ -1,16 +1,29 @@
-"""The ``backup_integrity`` Variable and the DAG's trigger params, validated.
+"""The ``backup_integrity`` Variable, declared once and validated by pydantic.
 
 Everything here is pure: the DAG reads the raw Variable text inside a task and
 hands it to :func:`parse_settings`, so a typo in the Variable fails the run with
-a message naming the key instead of being silently replaced by defaults.
+a message naming the key instead of being silently replaced by defaults. Types
+are strict (``"30"`` is not an integer, ``true`` is not one either) and unknown
+keys are refused; pydantic's errors are translated into messages that say which
+key is wrong and what it should hold.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 VARIABLE_KEY = "backup_integrity"
 
@@ -21,16 +34,8 @@ BACKEND_CONN_IDS = {"r2": "backup_r2", "b2": "backup_b2"}
 BACKENDS = ("local", "r2", "b2")
 MODES = ("quick", "rolling", "full")
 DEFAULT_MODE = "rolling"
-REPAIR_MODES = ("off", "plan", "apply")
-
-#: The DAG's trigger params and their defaults (the trigger form shows these).
-PARAM_DEFAULTS: dict[str, Any] = {
-    "mode": DEFAULT_MODE,
-    "lookback_days": None,
-    "max_backups": None,
-    "backup_ids": [],
-    "repair": None,
-}
+RepairMode = Literal["off", "plan", "apply"]
+REPAIR_MODES: tuple[str, ...] = get_args(RepairMode)
 
 DEFAULT_EXPECTED_BACKENDS: dict[str, list[str]] = {
     "FULL_DATABASE": ["local", "r2", "b2"],
@@ -41,34 +46,87 @@ DEFAULT_EXPECTED_BACKENDS: dict[str, list[str]] = {
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_EXPECTED_BACKENDS_SHAPE = "expected a JSON object mapping backup_type to a list of backends"
 
 
 class ConfigError(ValueError):
     """The Variable or the trigger params hold something the verifier cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The validated content of the ``backup_integrity`` Variable."""
+# ----------------------------------------------------------------------------- the field types
 
-    local_root: str = "/var/backups/jewelry-shop"
-    r2_bucket: str = "securesyntax"
-    b2_bucket: str = "securesyntax"
-    lookback_days: int = 30
-    max_backups: int | None = None
-    backups_table: str = "backups_backup"
-    alerts_table: str = "backups_backupalert"
-    expected_backends: dict[str, list[str]] = field(
+
+def _bucket_name(value: str) -> str:
+    if not _BUCKET.match(value):
+        raise PydanticCustomError("bucket_name", "{value} is not a valid bucket name", {"value": repr(value)})
+    return value
+
+
+def _table_name(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise PydanticCustomError(
+            "table_name", "{value} is not a table name ([schema.]identifier)", {"value": repr(value)}
+        )
+    return value
+
+
+def _known_backends(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each type's backends must be known ones; a backend named twice counts once, in order."""
+    for backup_type, backends in value.items():
+        unknown = [b for b in backends if b not in BACKENDS]
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_backend",
+                "type {type} names unknown backend(s) {unknown}; known backends are {known}",
+                {"type": repr(backup_type), "unknown": repr(unknown), "known": repr(list(BACKENDS))},
+            )
+    return {backup_type: list(dict.fromkeys(backends)) for backup_type, backends in value.items()}
+
+
+def _hours(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "hours", "expected a number of hours > 0, got {value}", {"value": repr(value)}
+        ) from None
+
+
+Text = Annotated[str, Field(min_length=1, pattern=r"\S")]
+BucketName = Annotated[Text, AfterValidator(_bucket_name)]
+TableName = Annotated[Text, AfterValidator(_table_name)]
+Count = Annotated[int, Field(ge=1)]
+Hours = Annotated[float, Field(gt=0), WrapValidator(_hours)]
+BackendsByType = Annotated[
+    dict[str, Annotated[list[Any], Field(min_length=1)]],
+    Field(min_length=1),
+    AfterValidator(_known_backends),
+]
+
+
+class Settings(BaseModel):
+    """The validated content of the ``backup_integrity`` Variable (every key has a default)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    local_root: Text = "/var/backups/jewelry-shop"
+    r2_bucket: BucketName = "securesyntax"
+    b2_bucket: BucketName = "securesyntax"
+    lookback_days: Count = 30
+    max_backups: Count | None = None
+    backups_table: TableName = "backups_backup"
+    alerts_table: TableName = "backups_backupalert"
+    expected_backends: BackendsByType = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXPECTED_BACKENDS.items()}
     )
-    chunk_size: int = 50
-    max_chunks_per_backend: int = 8
-    rehash_period_days: int = 7
-    rehash_budget_bytes: int | None = None
+    chunk_size: Count = 50
+    max_chunks_per_backend: Count = 8
+    rehash_period_days: Annotated[int, Field(ge=0)] = 7
+    rehash_budget_bytes: Count | None = None
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
-    stall_after_hours: float = 2
-    repair: str = "off"
-    #: Restore drills (``config/drill_settings.py``): the validated object, or None when not configured.
+    stall_after_hours: Hours = 2
+    repair: RepairMode = "off"
+    #: Restore drills: validated by ``config/drill_settings.py`` (None: drills not configured).
     restore_drill: dict[str, Any] | None = None
     wal_segment_bytes: int = 16 * 1024 * 1024
 
@@ -77,71 +135,42 @@ class Settings:
         return {"r2": self.r2_bucket, "b2": self.b2_bucket}[backend]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-able values, as the settings travel between tasks (XCom)."""
+        return self.model_dump()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """The settings back from :meth:`to_dict` (validated again: XCom is an edge too)."""
+        return cls.model_validate(data)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """What one run does: the Variable's settings with the trigger params applied."""
-
-    mode: str
-    lookback_days: int
-    max_backups: int | None
-    backup_ids: list[str]
-    repair: str = "off"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# ----------------------------------------------------------------------------- parsing
 
 
 def _where(key: str) -> str:
     return f"Variable {VARIABLE_KEY!r}, key {key!r}"
 
 
-def _require_int(key: str, value: Any, *, minimum: int, nullable: bool = False) -> int | None:
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        kind = "an integer or null" if nullable else "an integer"
-        raise ConfigError(f"{_where(key)}: expected {kind}, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{_where(key)}: must be >= {minimum}, got {value}")
-    return value
-
-
-def _require_positive_number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{_where(key)}: expected a number of hours > 0, got {value!r}")
-    return value
-
-
-def _require_str(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{_where(key)}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def _validate_expected_backends(value: Any) -> dict[str, list[str]]:
-    key = "expected_backends"
-    if not isinstance(value, dict) or not value:
-        raise ConfigError(
-            f"{_where(key)}: expected a JSON object mapping backup_type to a list of backends, got {value!r}"
-        )
-    result: dict[str, list[str]] = {}
-    for backup_type, backends in value.items():
-        if not isinstance(backends, list) or not backends:
-            raise ConfigError(
-                f"{_where(key)}: type {backup_type!r} must map to a non-empty list of backends, "
-                f"got {backends!r}"
-            )
-        unknown = [b for b in backends if b not in BACKENDS]
-        if unknown:
-            raise ConfigError(
-                f"{_where(key)}: type {backup_type!r} names unknown backend(s) {unknown!r}; "
-                f"known backends are {list(BACKENDS)!r}"
-            )
-        result[backup_type] = list(dict.fromkeys(backends))
-    return result
+def _explain(error: ErrorDetails) -> str:
+    """One pydantic error as the operator reads it: which key, what it should hold, what it holds."""
+    key = str(error["loc"][0])
+    kind, got, context = error["type"], error["input"], error.get("ctx") or {}
+    if key == "expected_backends" and kind != "unknown_backend":
+        if len(error["loc"]) == 1:
+            return f"{_where(key)}: {_EXPECTED_BACKENDS_SHAPE}, got {got!r}"
+        backup_type = error["loc"][1]
+        return f"{_where(key)}: type {backup_type!r} must map to a non-empty list of backends, got {got!r}"
+    field = Settings.model_fields[key]
+    if kind == "int_type":
+        nullable = type(None) in get_args(field.annotation)
+        return f"{_where(key)}: expected an integer{' or null' if nullable else ''}, got {got!r}"
+    if kind == "greater_than_equal":
+        return f"{_where(key)}: must be >= {context['ge']}, got {got!r}"
+    if kind in ("string_type", "string_too_short", "string_pattern_mismatch"):
+        return f"{_where(key)}: expected a non-empty string, got {got!r}"
+    if kind == "literal_error":
+        return f"{_where(key)}: expected one of {list(get_args(field.annotation))!r}, got {got!r}"
+    return f"{_where(key)}: {error['msg']}"
 
 
 def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
@@ -160,102 +189,20 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         data = raw
     if not isinstance(data, dict):
         raise ConfigError(f"Variable {VARIABLE_KEY!r} must be a JSON object, got {type(data).__name__}")
-    known = set(Settings.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"Variable {VARIABLE_KEY!r} has unknown key(s) {unknown!r}; known keys are {sorted(known)!r}"
-        )
-    values: dict[str, Any] = {}
-    for key in ("local_root", "r2_bucket", "b2_bucket", "backups_table", "alerts_table"):
-        if key in data:
-            values[key] = _require_str(key, data[key])
-    for key in ("r2_bucket", "b2_bucket"):
-        if key in values and not _BUCKET.match(values[key]):
-            raise ConfigError(f"{_where(key)}: {values[key]!r} is not a valid bucket name")
-    for key in ("backups_table", "alerts_table"):
-        if key in values and not _IDENTIFIER.match(values[key]):
-            raise ConfigError(f"{_where(key)}: {values[key]!r} is not a table name ([schema.]identifier)")
-    if "lookback_days" in data:
-        values["lookback_days"] = _require_int("lookback_days", data["lookback_days"], minimum=1)
-    if "max_backups" in data:
-        values["max_backups"] = _require_int("max_backups", data["max_backups"], minimum=1, nullable=True)
-    if "chunk_size" in data:
-        values["chunk_size"] = _require_int("chunk_size", data["chunk_size"], minimum=1)
-    if "max_chunks_per_backend" in data:
-        values["max_chunks_per_backend"] = _require_int(
-            "max_chunks_per_backend", data["max_chunks_per_backend"], minimum=1
-        )
-    if "rehash_period_days" in data:
-        values["rehash_period_days"] = _require_int(
-            "rehash_period_days", data["rehash_period_days"], minimum=0
-        )
-    if "rehash_budget_bytes" in data:
-        values["rehash_budget_bytes"] = _require_int(
-            "rehash_budget_bytes", data["rehash_budget_bytes"], minimum=1, nullable=True
-        )
-    if "stall_after_hours" in data:
-        values["stall_after_hours"] = _require_positive_number("stall_after_hours", data["stall_after_hours"])
-    if "expected_backends" in data:
-        values["expected_backends"] = _validate_expected_backends(data["expected_backends"])
-    if "repair" in data:
-        values["repair"] = _require_repair_mode(_where("repair"), data["repair"])
     from include.backup_integrity.config.drill_settings import drill_values  # it imports ConfigError
 
-    values.update(drill_values(data))
-    return replace(Settings(), **values)
-
-
-def _require_repair_mode(where: str, value: Any) -> str:
-    if value not in REPAIR_MODES:
-        raise ConfigError(f"{where}: expected one of {list(REPAIR_MODES)!r}, got {value!r}")
-    return value
-
-
-def _param_int(name: str, value: Any, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"trigger param {name!r}: expected null or an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def params_of_run(conf: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's params: the declared defaults overlaid with the run's conf.
-
-    Read from the run's conf rather than from the task's ``params``: when tasks
-    run in one process (``dag.test()``), Airflow resolves a run's conf into the
-    DAG's shared Param objects, and the next run would inherit it.
-    """
-    params = {
-        key: (list(value) if isinstance(value, list) else value) for key, value in PARAM_DEFAULTS.items()
-    }
-    params.update({key: value for key, value in (conf or {}).items() if key in PARAM_DEFAULTS})
-    return params
-
-
-def resolve_run_options(settings: Settings, params: dict[str, Any] | None) -> RunOptions:
-    """Apply the trigger params to the Variable's settings for one run."""
-    params = dict(params or {})
-    mode = params.get("mode") or DEFAULT_MODE
-    if mode not in MODES:
-        raise ConfigError(f"trigger param 'mode': expected one of {list(MODES)!r}, got {mode!r}")
-    lookback = _param_int("lookback_days", params.get("lookback_days"), 1)
-    cap = _param_int("max_backups", params.get("max_backups"), 1)
-    backup_ids = params.get("backup_ids") or []
-    if isinstance(backup_ids, str):
-        backup_ids = [part.strip() for part in backup_ids.replace("\n", ",").split(",")]
-    if not isinstance(backup_ids, list) or not all(isinstance(b, str) for b in backup_ids):
-        raise ConfigError(f"trigger param 'backup_ids': expected a list of backup ids, got {backup_ids!r}")
-    repair = params.get("repair")
-    repair = settings.repair if repair is None else _require_repair_mode("trigger param 'repair'", repair)
-    return RunOptions(
-        mode=mode,
-        lookback_days=lookback if lookback is not None else settings.lookback_days,
-        max_backups=cap if cap is not None else settings.max_backups,
-        backup_ids=[b.strip() for b in backup_ids if b.strip()],
-        repair=repair,
-    )
+    data = {**data, **drill_values(data)}
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+        if unknown:
+            raise ConfigError(
+                f"Variable {VARIABLE_KEY!r} has unknown key(s) {unknown!r}; "
+                f"known keys are {sorted(Settings.model_fields)!r}"
+            ) from None
+        raise ConfigError("; ".join(_explain(e) for e in errors)) from None
 
 
 def require_connection(conn_id: str, purpose: str) -> None:

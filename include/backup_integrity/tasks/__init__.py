@@ -1,3 +1,4 @@
-"""One module per DAG task body (select, verify, repair, record, alert, outcome) and the
-watchdog's. The DAG files call only these; they may import every layer except ``dashboard``.
+"""One module per DAG task body (select, verify, repair, aggregate, alert, outcome, crash) and the
+watchdog's; ``results`` holds what they hand each other, ``metrics`` what they emit. The DAG
+files call only these; they may import every layer except ``dashboard``.
 """

@@ -30,7 +30,12 @@ from include.backup_integrity.config.secrets import (
     register_connection,
     register_package_secrets,
 )
-from include.backup_integrity.config.settings import VARIABLE_KEY, parse_settings, require_connection
+from include.backup_integrity.config.settings import (
+    VARIABLE_KEY,
+    Settings,
+    parse_settings,
+    require_connection,
+)
 from include.backup_integrity.domain.drills import (
     ERROR,
     NO_FORMAT,
@@ -45,7 +50,6 @@ from include.backup_integrity.domain.drills import (
     judge_overdue,
     plan_drill_alerts,
 )
-from include.backup_integrity.tasks.pipeline import settings_from_dict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -141,7 +145,7 @@ def drill(
 
     register_package_secrets()
     register_connection(RESTORE_TARGET_CONN_ID)
-    settings = settings_from_dict(plan_settings)
+    settings = Settings.from_dict(plan_settings)
     drill_settings = drill_settings_of(settings.restore_drill)
     assert drill_settings is not None, "choose_backups drills only when restore_drill is configured"
     context = DrillContext(
@@ -212,7 +216,7 @@ def record_drills(outcomes: Iterable[DrillOutcome], plan: dict[str, Any], run_id
         return drill_statistics([], configured=False, **common)
     outcomes = [o for o in outcomes if o is not None]
     outcomes += missing_outcomes(plan["items"], outcomes)
-    settings = settings_from_dict(plan["settings"])
+    settings = Settings.from_dict(plan["settings"])
     drill = drill_settings_of(settings.restore_drill)
     assert drill is not None
     conn = connect_catalog()

@@ -1,4 +1,7 @@
-"""Verify one chunk: list the backend's folders, compare with the catalog, read only what must be read.
+"""The ``verify_chunk`` task: list the folders, compare with the catalog, read only what must be read.
+
+:func:`verify_and_record` is the task's body (catalog in, results recorded);
+:func:`verify_chunk` is the engine it runs on one backend.
 
 Existence and size come from folder listings (one request per 1,000 objects);
 an object whose fingerprint is unchanged since its SHA-256 was proven passes
@@ -18,7 +21,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog.object_state import ObjectState
 from include.backup_integrity.config.secrets import redact
@@ -403,3 +406,37 @@ def _unchanged_result(
         actual=actual,
         evidence=evidence,
     )
+
+
+# --------------------------------------------------------------------------- the task body
+
+
+def verify_and_record(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
+    """Verify one chunk on its backend; every problem becomes a result, recorded as it is found."""
+    from include.backup_integrity.catalog import object_state
+    from include.backup_integrity.catalog.connection import connect_catalog, transaction
+    from include.backup_integrity.catalog.scope import chunk_records
+    from include.backup_integrity.config.secrets import register_package_secrets
+    from include.backup_integrity.config.settings import Settings
+    from include.backup_integrity.stores.base import build_backend
+    from include.backup_integrity.stores.breaker import CircuitBreaker
+    from include.backup_integrity.tasks.results import redact_result
+
+    register_package_secrets()
+    parsed = Settings.from_dict(settings)
+    backend = CircuitBreaker(build_backend(chunk["backend"], parsed))
+    conn = connect_catalog()
+    try:
+        records = chunk_records(conn, parsed, chunk)
+        recorded = object_state.load_recorded(conn, chunk["backend"], [r["id"] for r in records])
+        states = {backup_id: r.state for backup_id, r in recorded.items()}
+        conn.commit()
+        outcome, results, new_states = verify_chunk(chunk, backend, records, states)
+        # Failures carry free text from stores and the catalog: it goes to XCom, alerts and the history.
+        results = [redact_result(r) if r["kind"] != PASSED else r for r in results]
+        outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
+        with transaction(conn) as cur:
+            object_state.save_checks(cur, run_id, results, new_states, recorded)
+    finally:
+        conn.close()
+    return outcome

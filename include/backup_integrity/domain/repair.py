@@ -1,0 +1,227 @@
+"""Which bad copy is healed from which good one, and what a run reports about it: pure decisions.
+
+:func:`plan_repairs` turns the run's results into one :class:`RepairTask` per
+repairable failure (``missing``, ``size_mismatch``, ``checksum_mismatch``), with
+the other backends' passing copies as candidate sources, best evidence first, or
+with the reason it is refused. The copying itself lives in
+:mod:`include.backup_integrity.tasks.repair`; here are the records it fills in,
+the proof an earlier try of the same run left behind (:func:`proven_outcome`),
+what is reported when the repair task did not finish (:func:`unfinished_outcomes`)
+and the statistics keys repair adds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from include.backup_integrity.domain.records import (
+    CHECKSUM_MISMATCH,
+    EVIDENCE_CONTENT,
+    EVIDENCE_SERVER_SHA256,
+    EVIDENCE_SIZE,
+    FAILED,
+    MISSING,
+    PASSED,
+    PLANNED,
+    REFUSED,
+    REPAIRED,
+    SIZE_MISMATCH,
+    CheckResult,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+OFF, PLAN, APPLY = "off", "plan", "apply"
+REPAIRABLE_KINDS = (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH)
+
+# Outcome statuses (PLANNED, REPAIRED, FAILED, REFUSED) are defined in ``records``: the alert
+# store reads them too. "refused": nothing could be copied safely (no verified source, no
+# recorded location); "failed": a copy was attempted and did not verify, or the repair task
+# ended before it got there.
+
+_EVIDENCE_RANK = {EVIDENCE_CONTENT: 0, EVIDENCE_SERVER_SHA256: 1, EVIDENCE_SIZE: 2}
+_BACKEND_RANK = {"local": 0, "r2": 1, "b2": 2}
+
+
+class Source(TypedDict):
+    """A copy that passed its checks in this run, and how strongly."""
+
+    backend: str
+    path: str
+    evidence: str | None
+
+
+class RepairTask(TypedDict):
+    """One bad copy and where a good one may come from (the plan's unit)."""
+
+    backup_id: str
+    backend: str
+    kind: str
+    path: str | None
+    expected_sha256: str
+    expected_size: int
+    sources: list[Source]
+    reason: str
+
+
+class RepairOutcome(TypedDict):
+    """What became of one bad copy; the first five keys are the ``repair_plan`` entry."""
+
+    backup_id: str
+    backend: str
+    kind: str
+    source_backend: str | None
+    reason: str
+    status: str
+    path: str | None
+    source_path: str | None
+    sha256: str | None
+    repaired_at: str | None
+    error: str | None
+
+
+def plan_repairs(results: Iterable[CheckResult]) -> list[RepairTask]:
+    """One task per repairable failure; sources are the same backup's passing copies, best first.
+
+    Best means: read byte for byte in this run, then the store's own SHA-256,
+    then size only (those two are re-read and verified before use); ties go to
+    the local folder (no transfer cost), then r2, then b2.
+    """
+    results = list(results)
+    passing: dict[str, list[Source]] = {}
+    for result in results:
+        if result["kind"] == PASSED and result["backend"] and result["path"]:
+            passing.setdefault(result["backup_id"], []).append(
+                Source(backend=result["backend"], path=result["path"], evidence=result["evidence"])
+            )
+    tasks: list[RepairTask] = []
+    for result in results:
+        if result["kind"] not in REPAIRABLE_KINDS or not result["backend"]:
+            continue
+        backend = result["backend"]
+        sources = sorted(
+            (s for s in passing.get(result["backup_id"], []) if s["backend"] != backend),
+            key=lambda s: (_EVIDENCE_RANK.get(s["evidence"] or "", 9), _BACKEND_RANK.get(s["backend"], 9)),
+        )
+        path = result["path"] or None
+        if path is None:
+            sources = []
+            reason = (
+                f"the catalog records no location on {backend}; it must name where the copy "
+                "belongs before it can be repaired"
+            )
+        elif not sources:
+            reason = (
+                f"no other copy of this backup passed its checks in this run; refusing to repair "
+                f"{backend} from an unverified source"
+            )
+        elif sources[0]["evidence"] == EVIDENCE_CONTENT:
+            reason = (
+                f"copy from {sources[0]['backend']} ({sources[0]['path']}), verified in this run by "
+                "a full SHA-256 read"
+            )
+        else:
+            reason = (
+                f"copy from {sources[0]['backend']} ({sources[0]['path']}), which passed on "
+                f"{sources[0]['evidence'] or 'size'} only: the repair reads it and verifies its "
+                "SHA-256 first"
+            )
+        expected = result["expected"] or {}
+        tasks.append(
+            RepairTask(
+                backup_id=result["backup_id"],
+                backend=backend,
+                kind=result["kind"],
+                path=path,
+                expected_sha256=str(expected.get("sha256") or "").strip().lower(),
+                expected_size=int(expected.get("size_bytes") or 0),
+                sources=sources,
+                reason=reason,
+            )
+        )
+    return tasks
+
+
+def outcome_of(task: RepairTask, status: str, **fields: Any) -> RepairOutcome:
+    source = task["sources"][0] if task["sources"] else None
+    outcome = RepairOutcome(
+        backup_id=task["backup_id"],
+        backend=task["backend"],
+        kind=task["kind"],
+        source_backend=source["backend"] if source else None,
+        reason=task["reason"],
+        status=status,
+        path=task["path"],
+        source_path=source["path"] if source else None,
+        sha256=None,
+        repaired_at=None,
+        error=None,
+    )
+    outcome.update(fields)  # type: ignore[typeddict-item]
+    return outcome
+
+
+def planned_outcomes(tasks: Iterable[RepairTask]) -> list[RepairOutcome]:
+    """What ``repair = "plan"`` reports: the plan, nothing copied."""
+    return [outcome_of(t, PLANNED if t["sources"] else REFUSED) for t in tasks]
+
+
+def proven_outcome(task: RepairTask, recorded: dict[str, Any] | None) -> RepairOutcome | None:
+    """The outcome an earlier try of this run recorded for the task's copy, if it proved the copy.
+
+    Only a ``repaired`` record of the same kind and SHA-256 counts: the written copy was
+    read back and matched, so copying it again would only repeat the work.
+    """
+    if (
+        recorded is None
+        or recorded.get("status") != REPAIRED
+        or recorded.get("kind") != task["kind"]
+        or recorded.get("sha256") != task["expected_sha256"]
+    ):
+        return None
+    source_path = next(
+        (s["path"] for s in task["sources"] if s["backend"] == recorded.get("source_backend")), None
+    )
+    return outcome_of(
+        task,
+        REPAIRED,
+        source_backend=recorded.get("source_backend"),
+        source_path=source_path,
+        reason=recorded.get("reason") or task["reason"],
+        sha256=recorded["sha256"],
+        repaired_at=recorded.get("repaired_at"),
+        error=None,
+    )
+
+
+def unfinished_outcomes(tasks: Iterable[RepairTask], why: str) -> list[RepairOutcome]:
+    """Every bad copy reported as not repaired, when the repair task itself did not finish."""
+    return [
+        outcome_of(t, FAILED, source_backend=None, source_path=None, reason=why, error=why) for t in tasks
+    ]
+
+
+def plan_entry(outcome: RepairOutcome) -> dict[str, Any]:
+    """One ``repair_plan`` entry of the run's statistics."""
+    return {k: outcome[k] for k in ("backup_id", "backend", "kind", "source_backend", "reason")}  # type: ignore[literal-required]
+
+
+def repair_statistics(mode: str, outcomes: list[RepairOutcome]) -> dict[str, Any]:
+    """The statistics keys repair adds: ``repair_plan``; in apply mode ``repaired`` and ``repair_failed``."""
+    if mode == OFF:
+        return {}
+    stats: dict[str, Any] = {"repair": mode, "repair_plan": [plan_entry(o) for o in outcomes]}
+    if mode == APPLY:
+        stats["repaired"] = sum(1 for o in outcomes if o["status"] == REPAIRED)
+        stats["repair_failed"] = sum(1 for o in outcomes if o["status"] != REPAIRED)
+    return stats
+
+
+def describe_plan(outcomes: Iterable[RepairOutcome]) -> list[str]:
+    """Log lines, one per bad copy."""
+    lines = []
+    for o in outcomes:
+        where = f"{o['backup_id']} {o['kind']} on {o['backend']} ({o['path'] or 'no location'})"
+        lines.append(f"{where}: {o['reason']}")
+    return lines

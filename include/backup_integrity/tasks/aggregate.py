@@ -1,0 +1,84 @@
+"""The ``aggregate_results`` task: the run's statistics, repair keys included, and its metrics.
+
+It runs whatever became of ``repair_copies`` (its trigger rule is ``all_done``),
+so a repair task that crashed still leaves statistics and alerts behind: every
+bad copy is then reported as not repaired. It refuses to count a run whose plan
+or chunks did not all finish (:class:`UpstreamIncomplete`): partial statistics
+would pass checks that never ran.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from include.backup_integrity.domain.repair import OFF, plan_repairs, repair_statistics, unfinished_outcomes
+from include.backup_integrity.domain.statistics import statistics_from_outcomes
+from include.backup_integrity.tasks.results import failures_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from include.backup_integrity.domain.records import ChunkOutcome, Statistics
+    from include.backup_integrity.domain.repair import RepairOutcome
+
+log = logging.getLogger(__name__)
+
+#: What an unrepaired copy says when the repair task ended before reporting it.
+REPAIR_DID_NOT_FINISH = (
+    "not repaired: the repair_copies task did not finish (see its log); the next run checks this copy again"
+)
+
+
+class UpstreamIncomplete(Exception):
+    """select_backups or a chunk did not finish: there is nothing whole to count."""
+
+
+def require_every_chunk(outcomes: list[ChunkOutcome], plan: dict[str, Any] | None) -> dict[str, Any]:
+    """The plan, once every chunk it planned has handed in its outcome."""
+    if plan is None:
+        raise UpstreamIncomplete("select_backups did not finish: no plan to aggregate")
+    expected = plan.get("chunk_count", len(outcomes))
+    if len(outcomes) < expected:
+        raise UpstreamIncomplete(f"only {len(outcomes)} of {expected} chunk(s) finished: no statistics")
+    return plan
+
+
+def repairs_to_report(
+    outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], repairs: list[RepairOutcome] | None
+) -> list[RepairOutcome]:
+    """The repairs the run reports: ``repair_copies``'s, or every bad copy unrepaired when it crashed."""
+    if plan.get("repair", OFF) == OFF:
+        return []
+    if repairs is not None:
+        return list(repairs)
+    unfinished = unfinished_outcomes(plan_repairs(failures_of(outcomes, plan)), REPAIR_DID_NOT_FINISH)
+    log.error("repair_copies did not finish: %d bad copies reported as not repaired", len(unfinished))
+    return unfinished
+
+
+def aggregate(
+    outcomes: Iterable[ChunkOutcome],
+    plan: dict[str, Any],
+    run_id: str,
+    repairs: list[RepairOutcome] | None = None,
+) -> Statistics:
+    """The run's statistics from every chunk's outcome and the repairs; emitted as metrics too."""
+    from include.backup_integrity.tasks.metrics import emit_statistics
+
+    outcomes = list(outcomes)
+    stats = statistics_from_outcomes(
+        outcomes,
+        plan["decided"],
+        mode=plan["mode"],
+        run_id=run_id,
+        window_start=plan["window_start"],
+        window_end=plan["window_end"],
+        skipped_backup_ids=plan["skipped_backup_ids"],
+        chunks=len(outcomes),
+    )
+    stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
+    stats.update(repair_statistics(plan.get("repair", OFF), list(repairs or [])))  # type: ignore[typeddict-item]
+    log.info("run statistics: %s", stats)
+    emit_statistics(stats)
+    return stats

@@ -1,0 +1,123 @@
+"""The ``raise_alerts`` task: record the run, its failures, metadata and alerts; then notify.
+
+Everything is written in one transaction (under the verifier's advisory lock),
+and notices are delivered from the outbox only after it committed, so a retry
+never writes twice and never sends what was not recorded. Each chunk already
+recorded its own checks; passes travel as ids only, and a pass is spelled out
+as a result only where an open alert may need it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from include.backup_integrity.catalog import backups as catalog
+from include.backup_integrity.catalog.connection import connect_catalog, lock, transaction
+from include.backup_integrity.catalog.results import record_results, record_run
+from include.backup_integrity.config.secrets import register_package_secrets
+from include.backup_integrity.config.settings import Settings
+from include.backup_integrity.domain.records import unpack_ids
+from include.backup_integrity.domain.repair import APPLY
+from include.backup_integrity.tasks.results import failures_of, passed_result
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from include.backup_integrity.domain.records import CheckResult, ChunkOutcome, Statistics
+    from include.backup_integrity.domain.repair import RepairOutcome
+
+log = logging.getLogger(__name__)
+
+
+def raise_alerts(
+    outcomes: Iterable[ChunkOutcome],
+    plan: dict[str, Any],
+    statistics: Statistics,
+    run_id: str,
+    dag_id: str,
+    repairs: list[RepairOutcome] | None = None,
+) -> dict[str, Any]:
+    """Write failures, metadata and alerts in one transaction; then deliver notices."""
+    from include.backup_integrity.catalog import alert_store as alerts
+    from include.backup_integrity.catalog.repairs import record_unrecorded
+    from include.backup_integrity.notify import delivery as notify
+
+    register_package_secrets()
+    settings = Settings.from_dict(plan["settings"])
+    outcomes = list(outcomes)
+    failures = failures_of(outcomes, plan)
+    repairs = list(repairs or [])
+    conn = connect_catalog()
+    try:
+        # select_backups created the verifier's tables at the start of this run.
+        with transaction(conn) as cur:
+            lock(cur)
+            record_run(cur, run_id, dag_id, dict(statistics))
+            record_results(cur, run_id, failures)
+            open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
+            passes = passes_for_alerts(outcomes, open_keys)
+            applied = repairs if plan.get("repair") == APPLY else []
+            timestamps, failed = metadata_summaries(outcomes, failures, run_id, applied)
+            passed = {"status": "passed", "mode": plan["mode"], "errors": [], "run_id": run_id}
+            updated = catalog.update_metadata_lazily(cur, settings, timestamps, failed, passed)
+            # repair_copies recorded each copy it reached; the rest (it crashed) are added here.
+            record_unrecorded(cur, run_id, repairs)
+            changes = alerts.apply_alert_changes(
+                cur, settings.alerts_table, failures + passes, run_id, applied
+            )
+        log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
+        delivery = notify.deliver_pending(
+            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
+        )
+        log.info("notifications: %s", delivery)
+    finally:
+        conn.close()
+    return {"alerts": changes, "notifications": delivery, "metadata_updated": updated}
+
+
+def passes_for_alerts(
+    outcomes: list[ChunkOutcome], open_keys: set[tuple[str | None, str | None]]
+) -> list[CheckResult]:
+    """The passes an open alert can be resolved by, and one per backend that answered."""
+    wanted_backups = {backup_id for backup_id, _ in open_keys if backup_id}
+    passes: list[CheckResult] = []
+    latest_by_backend: dict[str, tuple[ChunkOutcome, str, str]] = {}
+    for outcome in outcomes:
+        for evidence, packed in outcome["passed"].items():
+            ids = unpack_ids(packed)
+            if not ids:
+                continue
+            current = latest_by_backend.get(outcome["backend"])
+            if current is None or outcome["checked_at"] > current[0]["checked_at"]:
+                latest_by_backend[outcome["backend"]] = (outcome, ids[0], evidence)
+            for backup_id in ids:
+                if backup_id in wanted_backups:
+                    passes.append(passed_result(backup_id, outcome, evidence))
+    for outcome, backup_id, evidence in latest_by_backend.values():
+        passes.append(passed_result(backup_id, outcome, evidence))
+    return passes
+
+
+def metadata_summaries(
+    outcomes: list[ChunkOutcome],
+    failures: list[CheckResult],
+    run_id: str,
+    repairs: list[RepairOutcome] | None = None,
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Each checked backup's check time, and the ``last_integrity_check`` of each failed one."""
+    timestamps: dict[str, str] = {}
+    for outcome in outcomes:
+        for packed in outcome["passed"].values():
+            for backup_id in unpack_ids(packed):
+                if timestamps.get(backup_id, "") < outcome["checked_at"]:
+                    timestamps[backup_id] = outcome["checked_at"]
+    failed = catalog.backup_check_summaries(failures, run_id)
+    for outcome in repairs or []:
+        if outcome["backup_id"] in failed:
+            failed[outcome["backup_id"]].setdefault("repairs", []).append(
+                {k: outcome[k] for k in ("backend", "kind", "status", "source_backend")}  # type: ignore[literal-required]
+            )
+    for backup_id, summary in failed.items():
+        timestamps[backup_id] = max(timestamps.get(backup_id, ""), summary["timestamp"])
+    return timestamps, failed

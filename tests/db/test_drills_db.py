@@ -19,7 +19,8 @@ from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.catalog.object_state import save_checks
 from include.backup_integrity.catalog.schema import current_revision, head_revision
 from include.backup_integrity.config.settings import Settings
-from include.backup_integrity.domain.drills import DrillOutcome, judge_overdue, plan_drill_alerts
+from include.backup_integrity.domain.drill_alerts import judge_overdue, plan_drill_alerts
+from include.backup_integrity.domain.drills import DrillOutcome
 from include.backup_integrity.domain.records import MISSING, PASSED
 from include.backup_integrity.tasks.drill_target import (
     RestoreTarget,

@@ -8,16 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from include.backup_integrity.domain import drills
-from include.backup_integrity.domain.drills import (
-    Candidate,
-    DrillCopy,
-    DrillOutcome,
-    OpenDrillAlert,
-    choose,
-    copy_order,
-    judge_overdue,
-    plan_drill_alerts,
-)
+from include.backup_integrity.domain.drill_alerts import OpenDrillAlert, judge_overdue, plan_drill_alerts
+from include.backup_integrity.domain.drills import Candidate, DrillCopy, DrillOutcome, choose, copy_order
 
 T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -19,16 +19,14 @@ from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.catalog.outbox import queue_notice
 from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES, notice_body
 from include.backup_integrity.domain.checks import path_for
+from include.backup_integrity.domain.drill_alerts import DrillAlert, DrillAlertPlan, OpenDrillAlert
 from include.backup_integrity.domain.drills import (
     DRILL_ALERT_KINDS,
     PASSED,
     RESTORE_OVERDUE,
     Candidate,
-    DrillAlert,
-    DrillAlertPlan,
     DrillCopy,
     DrillOutcome,
-    OpenDrillAlert,
 )
 from include.backup_integrity.domain.planning import BACKEND_ORDER
 from include.backup_integrity.domain.timestamps import CANONICAL_TIME, canonical_time

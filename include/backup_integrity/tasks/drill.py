@@ -36,6 +36,7 @@ from include.backup_integrity.config.settings import (
     parse_settings,
     require_connection,
 )
+from include.backup_integrity.domain.drill_alerts import judge_overdue, plan_drill_alerts
 from include.backup_integrity.domain.drills import (
     ERROR,
     NO_FORMAT,
@@ -47,8 +48,6 @@ from include.backup_integrity.domain.drills import (
     drill_label,
     drill_statistics,
     drills_failed,
-    judge_overdue,
-    plan_drill_alerts,
 )
 
 if TYPE_CHECKING:

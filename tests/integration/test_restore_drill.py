@@ -439,3 +439,13 @@ def test_a_drill_past_its_timeout_is_an_error_and_its_processes_are_killed(store
     assert "ran out of time (timeout_minutes = 0.05)" in row["message"]
     sleeping = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
     assert sleeping.stdout == "", "the command and the child it started were killed with their group"
+
+
+def test_a_run_without_a_pg_dump_drill_still_drops_a_crashed_drills_database(stores, configure, postgres):
+    config = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"a.conf": b"a = 1\n"})))
+    create_leftover(postgres, "restore_drill_deadbeef", datetime.now(UTC) - 3 * HOUR)
+
+    run = run_drill_dag({"backup_ids": [config.id]})
+
+    assert run.state == "success", run
+    assert scratch_databases(postgres) == []

@@ -10,7 +10,7 @@ takes plain values and opens connections only when called.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
@@ -49,6 +49,7 @@ from include.backup_integrity.domain.drills import (
     drill_statistics,
     drills_failed,
 )
+from include.backup_integrity.tasks.drill_target import drop_leftovers_of_the_deployment
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -107,6 +108,8 @@ def choose_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     finally:
         conn.close()
     items = [drill_item(r, drill.format_of(r["backup_type"]), copies.get(r["id"], [])) for r in records]
+    # Each drill drops them too; this covers a run with no pg_dump backup to drill.
+    plan["leftovers_dropped"] = drop_leftovers_of_the_deployment(timedelta(minutes=drill.timeout_minutes))
     if any(item["format"] == PG_DUMP for item in items):
         require_connection(RESTORE_TARGET_CONN_ID, "the server pg_dump backups are restored into")
     if skipped:

@@ -125,6 +125,18 @@ def load_restore_target() -> RestoreTarget:
         ) from None
 
 
+def drop_leftovers_of_the_deployment(timeout: timedelta) -> list[str]:
+    """Once per drill run: the leftovers on ``backup_restore_target``, when it is defined (best effort)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        target = RestoreTarget.from_connection(BaseHook.get_connection(RESTORE_TARGET_CONN_ID))
+    except AirflowNotFoundException:
+        return []
+    return drop_leftovers(target, timeout)
+
+
 def refuse_catalog_database(target: RestoreTarget, catalog_identity: tuple[str, str] | None) -> None:
     """Never drill against the catalog's own database, whatever the host names say."""
     try:

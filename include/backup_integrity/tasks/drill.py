@@ -66,6 +66,7 @@ class DrillsFailed(Exception):
 def choose_backups(raw_variable: str | None, params: dict[str, Any], window_end: datetime) -> dict[str, Any]:
     """The backups this run drills, and what the later tasks need (the plan)."""
     register_package_secrets()
+    register_connection(RESTORE_TARGET_CONN_ID)
     settings = parse_settings(raw_variable)
     drill = drill_settings_of(settings.restore_drill)
     window_start, window_end = catalog.window_for(window_end, settings.lookback_days)
@@ -140,7 +141,7 @@ def drill_item(record: BackupRecord, backup_format: str, copies: list[Any]) -> D
 
 
 def drill(
-    item: DrillItem, plan_settings: dict[str, Any], catalog_identity: list[str], run_id: str
+    item: DrillItem, plan_settings: dict[str, Any], catalog_identity: list[str] | None, run_id: str
 ) -> DrillOutcome:
     """Drill one backup; the outcome's free text has every registered secret masked."""
     from include.backup_integrity.tasks.drill_stages import DrillContext, run_drill

@@ -20,7 +20,9 @@ a lost key or a tar whose writer crashed passes every integrity check.
    and returns the statistics.
 4. `check_outcome` fails the run when any drill failed or could not run.
 
-Trigger with `backup_ids` to drill exactly those backups.
+Trigger with `backup_ids` to drill exactly those backups. Every task may run 30
+minutes (`execution_timeout`), `drill` 12 hours: its own limit is the Variable's
+`timeout_minutes` per backup.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
 
-from include.backup_integrity.config.drill_settings import drill_trigger_params
+from include.backup_integrity.config.drill_settings import DRILL_TASK_TIMEOUT, drill_trigger_params
 from include.backup_integrity.domain.drills import DrillItem, DrillOutcome, DrillStatistics
+
+#: Every task but ``drill`` (whose own limit is ``restore_drill.timeout_minutes``, under a backstop).
+TASK_TIMEOUT = timedelta(minutes=30)
 
 
 def report_drill_crash(context) -> None:
@@ -49,7 +54,7 @@ def report_drill_crash(context) -> None:
     max_active_runs=1,
     doc_md=__doc__,
     tags=["backups", "integrity", "restore"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "execution_timeout": TASK_TIMEOUT},
     on_failure_callback=report_drill_crash,
     params=drill_trigger_params(),
 )
@@ -80,6 +85,7 @@ def restore_drill():
         map_index_template="{{ drill_label }}",
         max_active_tis_per_dag=1,
         retries=1,
+        execution_timeout=DRILL_TASK_TIMEOUT,
         multiple_outputs=False,
     )
     def drill(item: DrillItem, plan: dict, run_id=None) -> DrillOutcome:

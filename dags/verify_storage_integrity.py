@@ -28,6 +28,11 @@ deduplicated alerts the moment one is not.
 
 Trigger with params to check in `full` mode, over another lookback, exactly the
 listed `backup_ids`, or to plan or apply repairs.
+
+Every task has an `execution_timeout` (fixed here: a Variable cannot be read at
+parse time): 30 minutes, and 2 hours for each `verify_chunk`, which stops asking
+stores 5 minutes before its own and reports what it did not ask as
+`backend_error` "not asked: task deadline".
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current
 
 from include.backup_integrity.config.params import trigger_params
 from include.backup_integrity.domain.records import Chunk, ChunkOutcome, Statistics
+
+#: How long any task may run (docs/operations.md); a chunk's own is longer, for full-mode reads.
+TASK_TIMEOUT = timedelta(minutes=30)
+CHUNK_TIMEOUT = timedelta(hours=2)
 
 
 def report_verifier_crash(context) -> None:
@@ -56,7 +65,7 @@ def report_verifier_crash(context) -> None:
     max_active_runs=4,
     doc_md=__doc__,
     tags=["backups", "integrity"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "execution_timeout": TASK_TIMEOUT},
     on_failure_callback=report_verifier_crash,
     params=trigger_params(),
 )
@@ -74,7 +83,7 @@ def verify_storage_integrity():
         raw = Variable.get(VARIABLE_KEY, default=None)
         end = window_end_of(data_interval_end, getattr(dag_run, "run_after", None))
         try:
-            plan = select_backups(raw, params_of_run(dag_run.conf), end)
+            plan = select_backups(raw, params_of_run(dag_run.conf), end, dag_run.run_id)
         except ConfigError as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix configuration
         chunks = plan.pop("chunks")
@@ -87,12 +96,13 @@ def verify_storage_integrity():
         map_index_template="{{ chunk_label }}",
         retries=1,
         multiple_outputs=False,
+        execution_timeout=CHUNK_TIMEOUT,
     )
-    def verify_chunk(chunk: Chunk, settings: dict, run_id=None) -> ChunkOutcome:
+    def verify_chunk(chunk: Chunk, settings: dict, run_id=None, ti=None) -> ChunkOutcome:
         from include.backup_integrity.tasks.verify import verify_and_record
 
         get_current_context()["chunk_label"] = chunk["label"]
-        return verify_and_record(chunk, settings, run_id)
+        return verify_and_record(chunk, settings, run_id, ti.task.execution_timeout)
 
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
     # No retries: a copy is recorded once proven, and a clear (not a retry) repeats the rest.

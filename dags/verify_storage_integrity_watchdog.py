@@ -16,6 +16,9 @@ Variable, default 2), or for a later hour.
 It lives in the same Airflow as the verifier, so it catches a paused DAG, a
 stuck queue, dead workers or runs that never end; a dead scheduler silences
 both, which only an external heartbeat can catch.
+
+It never waits on the verifier (its own advisory lock; every catalog wait bounded),
+and its task may run 5 minutes at most (`execution_timeout`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
     max_active_runs=1,
     doc_md=__doc__,
     tags=["backups", "integrity", "watchdog"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "execution_timeout": timedelta(minutes=5),
+    },
 )
 def verify_storage_integrity_watchdog():
     @task

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 def test_restore_drill_contract(dag_bag):
     from airflow.sdk import CronDataIntervalTimetable
@@ -25,6 +27,8 @@ def test_restore_drill_contract(dag_bag):
     assert dag.get_task("check_outcome").downstream_task_ids == set()
     drill = dag.get_task("drill")
     assert drill.max_active_tis_per_dag == 1, "one drill at a time per deployment"
+    assert drill.execution_timeout == timedelta(hours=12)
+    assert {t.execution_timeout for t in dag.tasks if t.task_id != "drill"} == {timedelta(minutes=30)}
     assert drill.map_index_template
     assert dag.get_task("record_drills").trigger_rule == "all_done"
     assert all(task.retries >= 1 for task in dag.tasks if task.task_id != "check_outcome")

@@ -8,6 +8,7 @@ from include.backup_integrity.catalog import outbox
 from include.backup_integrity.catalog.alert_store import apply_alert_changes, insert_alert
 from include.backup_integrity.catalog.connection import transaction
 from include.backup_integrity.domain.records import MISSING, PASSED
+from tests.support.ownership import VERIFIER
 from tests.support.records import check_result
 
 T1, T2, T3 = "2026-11-30T10:00:00+00:00", "2026-11-30T11:00:00+00:00", "2026-11-30T12:00:00+00:00"
@@ -65,37 +66,56 @@ def test_a_summary_counts_what_is_still_open_and_notices_each_change(stores, cat
 
 def test_a_notice_stays_in_the_outbox_until_every_target_has_accepted_it(stores, catalog):
     with transaction(catalog) as cur:
-        alert_id = insert_alert(cur, "backups_backupalert", None, "CRITICAL", "it broke", {"kind": "x"})
+        alert_id = insert_alert(
+            cur, "backups_backupalert", None, "CRITICAL", "it broke", {"kind": "x"}, producer=VERIFIER
+        )
         outbox.queue_notice(cur, alert_id, "opened", "run-1", "title", "body", "failure")
         outbox.queue_notice(cur, alert_id, "opened", "run-2", "again", "again", "failure")  # ignored
 
     with transaction(catalog) as cur:
-        notice = outbox.claim_next(cur, 0, max_attempts=3)
+        notice = outbox.claim_next(cur, 0, max_age_hours=72)
         assert (notice.alert_id, notice.title, notice.delivered_to) == (alert_id, "title", [])
         outbox.record_delivery(
             cur, "backups_backupalert", notice.id, alert_id, ["webhook"], "not accepted by: mail", False
         )
     with transaction(catalog) as cur:
-        again = outbox.claim_next(cur, 0, max_attempts=3)
+        again = outbox.claim_next(cur, 0, max_age_hours=72)
         assert (again.id, again.delivered_to) == (notice.id, ["webhook"])
-        assert outbox.claim_next(cur, notice.id, max_attempts=3) is None, "one notice, queued once"
+        assert outbox.claim_next(cur, notice.id, max_age_hours=72) is None, "one notice, queued once"
         outbox.record_delivery(cur, "backups_backupalert", notice.id, alert_id, ["mail"], None, True)
     with transaction(catalog) as cur:
-        assert outbox.claim_next(cur, 0, max_attempts=3) is None, "sent: no longer pending"
+        assert outbox.claim_next(cur, 0, max_age_hours=72) is None, "sent: no longer pending"
 
     (alert,) = alerts(stores)
     assert sorted(alert["notification_channels"]) == ["mail", "webhook"]
     assert "notification_error" not in alert["details"]
 
 
-def test_a_notice_tried_too_often_is_no_longer_claimed(stores, catalog):
+def test_a_notice_older_than_its_max_age_is_never_claimed_but_expired_and_recorded(stores, catalog):
     with transaction(catalog) as cur:
-        alert_id = insert_alert(cur, "backups_backupalert", None, "CRITICAL", "it broke", {"kind": "x"})
+        alert_id = insert_alert(
+            cur, "backups_backupalert", None, "CRITICAL", "it broke", {"kind": "x"}, producer=VERIFIER
+        )
         outbox.queue_notice(cur, alert_id, "opened", "run-1", "title", "body", "failure")
-    for _ in range(2):
-        with transaction(catalog) as cur:
-            notice = outbox.claim_next(cur, 0, max_attempts=2)
-            outbox.record_delivery(cur, "backups_backupalert", notice.id, alert_id, [], "refused", False)
     with transaction(catalog) as cur:
-        assert outbox.claim_next(cur, 0, max_attempts=2) is None
-    assert alerts(stores)[0]["details"]["notification_error"] == "refused"
+        notice = outbox.claim_next(cur, 0, max_age_hours=1)
+        outbox.record_delivery(cur, "backups_backupalert", notice.id, alert_id, ["hook"], "refused", False)
+        cur.execute("UPDATE backup_integrity_notification SET created_at = now() - interval '61 minutes'")
+    with transaction(catalog) as cur:
+        assert outbox.claim_next(cur, 0, max_age_hours=1) is None, "too old to send, even before it expired"
+        assert outbox.count_queued(cur) == 1
+        (expired,) = outbox.expire_stale(cur, "backups_backupalert", max_age_hours=1)
+        assert outbox.expire_stale(cur, "backups_backupalert", max_age_hours=1) == [], "expired once"
+        assert outbox.count_queued(cur) == 0
+        assert outbox.claim_next(cur, 0, max_age_hours=100) is None, "expired: never sent, however patient"
+        cur.execute("SELECT sent_at, expired_at, last_error FROM backup_integrity_notification")
+        sent_at, expired_at, last_error = cur.fetchone()
+
+    assert (expired.id, expired.alert_id, expired.event) == (notice.id, alert_id, "opened")
+    assert sent_at is None
+    assert expired_at is not None
+    assert last_error == expired.reason
+    assert expired.reason == (
+        "expired: not delivered within notice_max_age_hours (1 h); accepted only by hook; last error: refused"
+    )
+    assert alerts(stores)[0]["details"]["notification_error"] == f"notice 'opened' {expired.reason}"

@@ -39,7 +39,7 @@ MIGRATION = REPO / "include/backup_integrity/catalog/migrations/versions/0002_re
 @pytest.fixture
 def drills_catalog(catalog):
     """The test's catalog migrated to head: revision 0002_restore_drills created the drill history."""
-    assert current_revision(catalog) == "0002_restore_drills"
+    assert current_revision(catalog) == head_revision()
     return catalog
 
 
@@ -77,7 +77,15 @@ def record(conn, run_id, window_end, outcomes):
 
 
 def test_the_revision_follows_the_baseline_and_its_ddl_may_run_again(stores, catalog):
-    assert head_revision() == "0002_restore_drills"
+    from alembic.script import ScriptDirectory
+
+    from include.backup_integrity.catalog.schema import alembic_config
+
+    chain = [r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()][::-1]
+    assert chain[:2] == ["0001_baseline", "0002_restore_drills"], (
+        "one chain, the drills right after the baseline"
+    )
+    assert chain[-1] == head_revision()
     spec = importlib.util.spec_from_file_location("revision_0002", MIGRATION)
     revision = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(revision)
@@ -170,6 +178,24 @@ def test_a_drill_is_kept_once_per_run_and_last_restore_test_is_merged_unless_a_l
         "run_id": "run-1",
         "message": "failed at decrypt",
     }, "the older drill recorded later did not overwrite the newer one"
+
+
+def test_metadata_that_is_not_an_object_is_left_alone_and_null_becomes_one(stores, drills_catalog):
+    array = seed_backup(stores, row_overrides={"metadata": "[1, 2]"})
+    null = seed_backup(stores, row_overrides={"metadata": "null"})
+
+    assert record(drills_catalog, "run-1", NOW, [outcome(array), outcome(null)]) == 1
+
+    rows = {
+        r["id"]: r["metadata"]
+        for r in query(
+            stores,
+            "SELECT id::text AS id, metadata FROM backups_backup WHERE id = ANY(%s::uuid[])",
+            [[array.id, null.id]],
+        )
+    }
+    assert rows[array.id] == [1, 2]
+    assert rows[null.id]["last_restore_test"]["status"] == "passed"
 
 
 def test_overdue_inputs_count_the_window_and_the_runs_clock(stores, drills_catalog):

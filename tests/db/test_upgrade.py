@@ -7,6 +7,7 @@ runs. tests/integration/test_upgrade.py takes the same path through the DAG.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import psycopg
@@ -29,6 +30,7 @@ from tests.support.catalog_schema import (
     snapshot,
     verifier_lock_held,
 )
+from tests.support.ownership import as_upgraded, canonical_snapshot
 
 
 @pytest.fixture
@@ -57,11 +59,20 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
     assert ddl_log(conn) == [
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
+        # Revisions after the baseline: the drill history, the shared store deadline's table, the
+        # outbox's expiry column.
         *DRILL_TABLE_DDL,
-    ], "the release's tables are only stamped; revision 0002 adds the drill history"
-    after = snapshot(conn)
-    assert after.pop("backup_integrity_restore") == []
-    assert after == before
+        ("CREATE TABLE", "public.backup_integrity_store_deadline"),
+        ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
+        ("ALTER TABLE", "public.backup_integrity_notification"),
+    ], "the release's tables are only stamped"
+    upgraded = {
+        **as_upgraded(before),
+        "backup_integrity_store_deadline": [],
+        "backup_integrity_restore": [],
+    }  # new: empty
+    assert canonical_snapshot(snapshot(conn)) == upgraded, "no row lost; alerts marked; expired_at"
+    assert all(json.loads(row)["details"]["source"] for row in upgraded["backups_backupalert"])
     fresh = psycopg.connect(postgres.create_database(f"fresh_{uuid.uuid4().hex[:8]}"))
     try:
         upgrade_schema(fresh)
@@ -76,4 +87,4 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         assert not thread.is_alive(), "the second upgrade waited for the verifier's lock"
     assert outcome["result"].migrated is False
     assert ddl_log(conn) == []
-    assert snapshot(conn) == {**before, "backup_integrity_restore": []}
+    assert canonical_snapshot(snapshot(conn)) == upgraded

@@ -28,6 +28,7 @@ from tests.support.catalog_schema import (
     restore_dump,
     snapshot,
 )
+from tests.support.ownership import as_upgraded, canonical_snapshot
 
 OPEN = ("ACTIVE", "ACKNOWLEDGED")
 
@@ -99,16 +100,27 @@ def test_the_first_run_upgrades_the_previous_release_with_no_data_lost_and_a_sec
     assert ddl_log(conn) == [
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
+        # Revisions after the baseline: the drill history, the shared store deadline's table, the
+        # outbox's expiry column.
         *DRILL_TABLE_DDL,
-    ], "the release's tables are only stamped; revision 0002 adds the drill history"
-    before["backup_integrity_restore"] = []
-    assert snapshot(conn) == before, "every row of every table is as the release left it"
+        ("CREATE TABLE", "public.backup_integrity_store_deadline"),
+        ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
+        ("ALTER TABLE", "public.backup_integrity_notification"),
+    ], "the release's tables are only stamped"
+    upgraded = {
+        **as_upgraded(before),
+        "backup_integrity_store_deadline": [],
+        "backup_integrity_restore": [],
+    }  # new: empty
+    assert canonical_snapshot(snapshot(conn)) == upgraded, (
+        "every row of every table is as the release left it, its alerts marked as the package's"
+    )
 
     clear_ddl_log(conn)
     second = run_first_task(airflow_db, datetime.now(UTC) + timedelta(hours=2))
     assert second.state == "success", second
     assert ddl_log(conn) == [], "a second run is a no-op for the schema"
-    assert snapshot(conn) == before
+    assert canonical_snapshot(snapshot(conn)) == upgraded
 
 
 def test_the_first_full_run_keeps_the_release_history_and_updates_its_alerts_without_duplicates(
@@ -148,7 +160,7 @@ def test_the_first_full_run_keeps_the_release_history_and_updates_its_alerts_wit
     resolved = [a for a in alerts_before.values() if a["status"] == "RESOLVED"]
     assert [alerts_after[a["id"]]["status"] for a in resolved] == ["RESOLVED"]
 
-    after = snapshot(conn)
+    before, after = as_upgraded(before), canonical_snapshot(snapshot(conn))
     for table in ("backup_integrity_run", "backup_integrity_result", "backup_integrity_alert_occurrence"):
         assert set(before[table]) < set(after[table]), f"{table}: the release's rows kept, this run's added"
     for table in ("backup_integrity_repair", "backup_integrity_notification"):

@@ -131,7 +131,9 @@ def test_each_failure_kind_becomes_one_alert_and_the_run_fails(stores, run_dag, 
 
     check = last_check(stores, missing_r2.id)
     assert check["status"] == "failed"
-    assert check["errors"] == [{"backend": "r2", "kind": "missing", "message": check["errors"][0]["message"]}]
+    assert check["errors"] == [
+        {"backend": "r2", "kind": "missing", "message": f"r2 has no object at {missing_r2.paths['r2']!r}"}
+    ]
     assert last_check(stores, healthy.id)["status"] == "passed"
 
     # One notice per alert row (the summary included), each delivered to the webhook and by email.

@@ -172,3 +172,35 @@ def test_the_verifier_neither_counts_nor_resolves_the_stall_alert(
     assert stall["id"] not in summary["details"]["alert_ids"]
     assert summary["details"]["failed_checks"] == 2
     assert query(stores, "SELECT count(*) AS n FROM backup_integrity_run")[0]["n"] == 1
+
+
+def test_the_watchdog_changes_only_its_own_stall_alert(stores, airflow_env, verifier_runs, webhook):
+    from tests.support.ownership import SOURCE, alert_row_text, insert_alert_row
+
+    conn = stores.connect()
+    try:
+        # The verifier's open alert, a stall alert of the task this package replaced (no marker),
+        # and a verifier_stalled row under the verifier's marker: none of them is the watchdog's.
+        verifiers = insert_alert_row(
+            conn, {"kind": "missing", "backend": "r2", "source": SOURCE, "producer": VERIFIER}
+        )
+        replaced = insert_alert_row(conn, {"kind": "verifier_stalled"})
+        misfiled = insert_alert_row(
+            conn, {"kind": "verifier_stalled", "source": SOURCE, "producer": VERIFIER}
+        )
+        others = {i: alert_row_text(conn, i) for i in (verifiers, replaced, misfiled)}
+
+        assert run_watchdog(T0)["alert"] == "opened", "its own alert, not one of theirs updated"
+        [own] = [a for a in stalled_alerts(stores) if a["id"] not in others]
+        assert (own["details"]["source"], own["details"]["producer"]) == (SOURCE, WATCHDOG)
+        assert run_watchdog(T0 + timedelta(minutes=15))["alert"] == "updated"
+
+        verifier_runs(T0 - HOUR, "success")
+        assert run_watchdog(T0 + timedelta(minutes=30))["alert"] == "resolved"
+
+        [own] = [a for a in stalled_alerts(stores) if a["id"] not in others]
+        assert own["status"] == "RESOLVED"
+        assert own["details"]["occurrences"] == 2
+        assert {i: alert_row_text(conn, i) for i in others} == others, "not one column of theirs changed"
+    finally:
+        conn.close()

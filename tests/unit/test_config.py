@@ -331,3 +331,15 @@ def test_repair_key_and_param_are_validated_and_the_param_wins():
         parse_settings('{"repair": "fix"}')
     with pytest.raises(ConfigError, match=r"trigger param 'repair'.*True"):
         resolve_run_options(Settings(), {"repair": True})
+
+
+def test_notice_max_age_hours_defaults_to_three_days_and_accepts_positive_numbers():
+    assert parse_settings(None).notice_max_age_hours == 72
+    assert parse_settings({"notice_max_age_hours": 24}).notice_max_age_hours == 24
+    assert parse_settings({"notice_max_age_hours": 0.5}).notice_max_age_hours == 0.5
+
+
+@pytest.mark.parametrize("value", [0, -3, "72", None, False])
+def test_notice_max_age_hours_must_be_a_positive_number(value):
+    with pytest.raises(ConfigError, match=r"key 'notice_max_age_hours': expected a number of hours > 0"):
+        parse_settings({"notice_max_age_hours": value})

@@ -124,6 +124,7 @@ def test_checks_merge_over_the_defaults_and_null_removes_the_default():
         ({"per_type": 0}, "'restore_drill.per_type': expected an integer >= 1"),
         ({"per_type": "2"}, "'restore_drill.per_type'"),
         ({"timeout_minutes": 0}, "'restore_drill.timeout_minutes': expected a number > 0"),
+        ({"timeout_minutes": 706}, "'restore_drill.timeout_minutes': at most 705"),
         ({"max_bytes": True}, "'restore_drill.max_bytes'"),
         ({"work_dir": "relative/dir"}, "'restore_drill.work_dir': expected null or an absolute path"),
         ({"max_age_days": -1}, "'restore_drill.max_age_days'"),

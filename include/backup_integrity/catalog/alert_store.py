@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.catalog.alert_markers import owned_by
 from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.catalog.outbox import queue_notice
@@ -32,6 +33,7 @@ from include.backup_integrity.domain.alerts import (
     resolved_notice,
     summary_content,
 )
+from include.backup_integrity.domain.ownership import VERIFIER_DAG_ID, with_markers
 from include.backup_integrity.domain.records import (
     BACKEND_ERROR,
     CHECKSUM_MISMATCH,
@@ -45,23 +47,37 @@ from include.backup_integrity.domain.timestamps import is_later, parse_timestamp
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from include.backup_integrity.domain.incidents import RunIncidents
+
 
 def load_open_alerts(cur: Any, alerts_table: str) -> list[OpenAlert]:
-    """The package's open alerts (ours carry ``details.kind``; the application's others never do)."""
+    """The verifier's open alerts: rows with its marker, of the kinds it owns (never another writer's).
+
+    The application, and the task this package replaces, write ``INTEGRITY_FAILURE``
+    rows with a ``details.kind`` too; only the marker tells ours apart.
+    """
+    owned, owned_params = owned_by(VERIFIER_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT id, backup_id::text, severity, status, details FROM {t} "
-            "WHERE alert_type = %s AND status = ANY(%s) AND details ? 'kind' ORDER BY id"
-        ).format(t=table(alerts_table)),
-        [ALERT_TYPE, list(OPEN_STATUSES)],
+            "WHERE alert_type = %s AND status = ANY(%s) AND {owned} ORDER BY id"
+        ).format(t=table(alerts_table), owned=owned),
+        [ALERT_TYPE, list(OPEN_STATUSES), *owned_params],
     )
     return [OpenAlert(row[0], row[1], row[2], row[3], row[4] or {}) for row in cur.fetchall()]
 
 
 def insert_alert(
-    cur: Any, alerts_table: str, backup_id: str | None, severity: str, message: str, details: dict
+    cur: Any,
+    alerts_table: str,
+    backup_id: str | None,
+    severity: str,
+    message: str,
+    details: dict,
+    *,
+    producer: str,
 ) -> int:
-    """Open a new ``ACTIVE`` alert of the package's type; return its id."""
+    """Open a new ``ACTIVE`` alert of the package's type, marked as written by ``producer`` (a DAG id)."""
     cur.execute(
         sql.SQL(
             "INSERT INTO {t} (backup_id, alert_type, severity, message, details, "
@@ -69,7 +85,7 @@ def insert_alert(
             "VALUES (%s::uuid, %s, %s, %s, %s::jsonb, '[]'::jsonb, 'ACTIVE', NULL, NULL, NULL, now()) "
             "RETURNING id"
         ).format(t=table(alerts_table)),
-        [backup_id, ALERT_TYPE, severity, message, json.dumps(details)],
+        [backup_id, ALERT_TYPE, severity, message, json.dumps(with_markers(details, producer))],
     )
     return cur.fetchone()[0]
 
@@ -126,6 +142,7 @@ def apply_alert_changes(
     results: list[CheckResult],
     run_id: str,
     repairs: Iterable[dict[str, Any]] = (),
+    incidents: RunIncidents | None = None,
 ) -> dict[str, int]:
     """Write the run's alert changes and queue their notices; the caller owns the transaction.
 
@@ -134,7 +151,7 @@ def apply_alert_changes(
     was repaired; one not repaired stays open with ``details.repair_error``.
     """
     open_alerts = load_open_alerts(cur, alerts_table)
-    plan = plan_alert_changes(open_alerts, results, run_id)
+    plan = plan_alert_changes(open_alerts, results, run_id, incidents)
     alert_ids: dict[AlertKey, int] = {a.key: a.id for a in open_alerts if a.details.get("kind") != SUMMARY}
     repair_by_key: dict[AlertKey, dict[str, Any]] = {
         (r["backup_id"], r["backend"], r["kind"]): r for r in repairs
@@ -147,7 +164,15 @@ def apply_alert_changes(
         outcome = repair_by_key.get(alert.key)
         if outcome is not None and outcome["status"] != REPAIRED:
             alert.details["repair_error"] = outcome["error"] or outcome["reason"]
-        alert_id = insert_alert(cur, alerts_table, alert.key[0], alert.severity, alert.message, alert.details)
+        alert_id = insert_alert(
+            cur,
+            alerts_table,
+            alert.key[0],
+            alert.severity,
+            alert.message,
+            alert.details,
+            producer=VERIFIER_DAG_ID,
+        )
         add_occurrence(cur, alert_id, run_id, alert.details["last_seen"])
         alert_ids[alert.key] = alert_id
         if outcome is not None and outcome["status"] == REPAIRED:
@@ -260,25 +285,27 @@ def _resolve_repaired(
 def _resolved_later(cur: Any, alerts_table: str, key: AlertKey, checked_at: str) -> bool:
     """Whether an alert for this failure was resolved by a check later than ``checked_at``."""
     backup_id, backend, kind = key
+    owned, owned_params = owned_by(VERIFIER_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT 1 FROM {t} WHERE alert_type = %s AND status = 'RESOLVED' "
             "AND backup_id IS NOT DISTINCT FROM %s::uuid "
             "AND (details ->> 'backend') IS NOT DISTINCT FROM %s AND details ->> 'kind' = %s "
-            "AND resolved_at > %s LIMIT 1"
-        ).format(t=table(alerts_table)),
-        [ALERT_TYPE, backup_id, backend, kind, checked_at],
+            "AND resolved_at > %s AND {owned} LIMIT 1"
+        ).format(t=table(alerts_table), owned=owned),
+        [ALERT_TYPE, backup_id, backend, kind, checked_at, *owned_params],
     )
     return cur.fetchone() is not None
 
 
 def _counted_failures(cur: Any, alerts_table: str, alert_ids: Iterable[int]) -> dict[int, CountedFailure]:
     """The open alerts among ``alert_ids``, as a summary counts them."""
+    owned, owned_params = owned_by(VERIFIER_DAG_ID)
     cur.execute(
         sql.SQL(
-            "SELECT id, backup_id::text, details FROM {t} WHERE id = ANY(%s) AND status = ANY(%s)"
-        ).format(t=table(alerts_table)),
-        [sorted(alert_ids), list(OPEN_STATUSES)],
+            "SELECT id, backup_id::text, details FROM {t} WHERE id = ANY(%s) AND status = ANY(%s) AND {owned}"
+        ).format(t=table(alerts_table), owned=owned),
+        [sorted(alert_ids), list(OPEN_STATUSES), *owned_params],
     )
     counted = {}
     for alert_id, backup_id, details in cur.fetchall():
@@ -304,7 +331,9 @@ def _apply_summary(
         if len(counted) < 2 and sum(f.checks for f in counted.values()) < 2:
             return None
         details.update(first_seen=checked_at, last_seen=checked_at, occurrences=1)
-        summary_id = insert_alert(cur, alerts_table, None, severity, message, details)
+        summary_id = insert_alert(
+            cur, alerts_table, None, severity, message, details, producer=VERIFIER_DAG_ID
+        )
         add_occurrence(cur, summary_id, run_id, checked_at)
         queue_notice(
             cur,
@@ -345,12 +374,13 @@ def _apply_summary(
 def _resolve_finished_summaries(cur: Any, alerts_table: str, keep_open: int | None, run_id: str) -> None:
     """Resolve every open summary none of whose counted alerts is still open (and extras)."""
     t = table(alerts_table)
+    owned, owned_params = owned_by(VERIFIER_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT id, details FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
-            "AND details ->> 'kind' = 'summary' ORDER BY id DESC"
-        ).format(t=t),
-        [ALERT_TYPE, list(OPEN_STATUSES)],
+            "AND details ->> 'kind' = 'summary' AND {owned} ORDER BY id DESC"
+        ).format(t=t, owned=owned),
+        [ALERT_TYPE, list(OPEN_STATUSES), *owned_params],
     )
     summaries = cur.fetchall()
     newest = keep_open if keep_open is not None else (summaries[0][0] if summaries else None)

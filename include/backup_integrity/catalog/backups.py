@@ -8,6 +8,7 @@ always quoted as identifiers. (The verifier's own tables are the migrations' wor
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from include.backup_integrity.config.settings import Settings
 
+log = logging.getLogger(__name__)
 
 COLUMNS = sql.SQL(
     "id::text, backup_type, filename, size_bytes, checksum, local_path, r2_path, b2_path, status, created_at"
@@ -139,11 +141,15 @@ def update_metadata_lazily(
             )
         )
     copy_rows(cur, "stage_last_integrity_check", ["id", "checked_at", "summary"], rows)
+    warn_metadata_not_an_object(cur, t)
     current = sql.SQL("(b.metadata -> 'last_integrity_check' ->> 'timestamp')")
+    # Only an object (or null) is merged into: ``||`` would append to an array or a scalar.
     merge = sql.SQL(
-        "UPDATE {t} AS b SET metadata = COALESCE(b.metadata, '{{}}'::jsonb) || jsonb_build_object("
+        "UPDATE {t} AS b SET metadata = (CASE WHEN jsonb_typeof(b.metadata) = 'object' THEN b.metadata "
+        "ELSE '{{}}'::jsonb END) || jsonb_build_object("
         "'last_integrity_check', COALESCE(s.summary, jsonb_build_object('timestamp', s.checked_at) "
-        "|| %s::jsonb)) FROM stage_last_integrity_check s WHERE b.id = s.id AND "
+        "|| %s::jsonb)) FROM stage_last_integrity_check s WHERE b.id = s.id "
+        "AND COALESCE(jsonb_typeof(b.metadata), 'null') IN ('object', 'null') AND "
     ).format(t=t)
     passed_fields = json.dumps({k: v for k, v in (passed or {}).items() if k != "timestamp"})
     cur.execute(
@@ -167,3 +173,36 @@ def update_metadata_lazily(
         cur.execute(merge + sql.SQL("s.id = ANY(%s::uuid[])"), [passed_fields, other_format])
         updated += max(cur.rowcount, 0)
     return updated
+
+
+#: Backups named one by one in the warning about metadata that is not an object (all are counted).
+MAX_NAMED_IN_WARNING = 20
+
+
+def warn_metadata_not_an_object(cur: Any, backups: sql.Composable) -> list[str]:
+    """Log the staged backups whose ``metadata`` is not a JSON object: they are left unchanged.
+
+    Their checks, results and alerts are recorded as for any other backup; only
+    ``last_integrity_check`` has nowhere to go.
+    """
+    cur.execute(
+        sql.SQL(
+            "SELECT b.id::text, jsonb_typeof(b.metadata) FROM stage_last_integrity_check s "
+            "JOIN {t} AS b ON b.id = s.id WHERE jsonb_typeof(b.metadata) NOT IN ('object', 'null') "
+            "ORDER BY b.id"
+        ).format(t=backups)
+    )
+    rows = cur.fetchall()
+    for backup_id, kind in rows[:MAX_NAMED_IN_WARNING]:
+        log.warning(
+            "backup %s: metadata is a JSON %s, not an object; left unchanged (no last_integrity_check "
+            "written; its checks and alerts are recorded as usual)",
+            backup_id,
+            kind,
+        )
+    if len(rows) > MAX_NAMED_IN_WARNING:
+        log.warning(
+            "%d more backup(s) whose metadata is not a JSON object were left unchanged",
+            len(rows) - MAX_NAMED_IN_WARNING,
+        )
+    return [backup_id for backup_id, _ in rows]

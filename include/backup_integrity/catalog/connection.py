@@ -18,25 +18,42 @@ except ImportError:  # pragma: no cover - psycopg2-only installations
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from include.backup_integrity.config.settings import Settings
+
 __all__ = ["ADVISORY_LOCK_KEY", "connect_catalog", "lock", "sql", "transaction"]
 
-#: Serialises schema creation and alert bookkeeping across concurrent runs (and the watchdog).
+#: Serialises schema creation and alert bookkeeping across concurrent runs.
 ADVISORY_LOCK_KEY = 0x0B1C_1A7E
 
 
-def connect_catalog() -> Any:
-    """A DB-API connection for the ``backup_catalog`` Airflow connection."""
+def connect_catalog(settings: Settings | None = None) -> Any:
+    """A DB-API connection for the ``backup_catalog`` Airflow connection, its waits bounded.
+
+    The session's timeouts come from ``settings`` (the Variable's defaults when None).
+    """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    from include.backup_integrity.catalog.sessions import SessionTimeouts, apply_session_timeouts
     from include.backup_integrity.config.settings import CATALOG_CONN_ID, require_connection
 
     require_connection(CATALOG_CONN_ID, "the backup catalog")
-    return PostgresHook(postgres_conn_id=CATALOG_CONN_ID).get_conn()
+    conn = PostgresHook(postgres_conn_id=CATALOG_CONN_ID).get_conn()
+    try:
+        apply_session_timeouts(conn, SessionTimeouts.of(settings))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def lock(cur: Any) -> None:
-    """Take the verifier's lock until the transaction ends: serialises concurrent runs' writes."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+    """Take the verifier's lock until the transaction ends: serialises concurrent runs' writes.
+
+    Waited for up to the statement timeout (another run may hold it for minutes).
+    """
+    from include.backup_integrity.catalog.sessions import take_advisory_lock
+
+    take_advisory_lock(cur, ADVISORY_LOCK_KEY, "another run of the verifier")
 
 
 @contextmanager

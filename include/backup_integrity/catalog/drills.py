@@ -11,9 +11,11 @@ transaction.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from include.backup_integrity.catalog import alert_store
+from include.backup_integrity.catalog.alert_markers import owned_by
 from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.catalog.outbox import queue_notice
@@ -22,6 +24,7 @@ from include.backup_integrity.domain.checks import path_for
 from include.backup_integrity.domain.drill_alerts import DrillAlert, DrillAlertPlan, OpenDrillAlert
 from include.backup_integrity.domain.drills import (
     DRILL_ALERT_KINDS,
+    DRILL_DAG_ID,
     PASSED,
     RESTORE_OVERDUE,
     Candidate,
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
 
     from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.domain.records import BackupRecord
+
+log = logging.getLogger(__name__)
 
 RESTORE_TABLE = "backup_integrity_restore"
 
@@ -189,13 +194,17 @@ def update_restore_metadata(
     """Merge ``last_restore_test`` into each drilled backup's metadata, unless a later drill is there.
 
     The UPDATE merges in place (``||``), so the application's keys, and
-    ``last_integrity_check``, are never lost.
+    ``last_integrity_check``, are never lost. Metadata that is not a JSON object (an
+    array, a string) is left as it is, with a warning naming the backup; a JSON null
+    becomes an object holding ``last_restore_test``.
     """
     current = sql.SQL("(metadata -> 'last_restore_test' ->> 'timestamp')")
     statement = sql.SQL(
-        "UPDATE {t} SET metadata = COALESCE(metadata, '{{}}'::jsonb) || "
-        "jsonb_build_object('last_restore_test', %s::jsonb) WHERE id = %s::uuid "
-        "AND ({c} IS NULL OR {c} !~ %s OR {c} <= %s)"
+        "UPDATE {t} SET metadata = (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata "
+        "ELSE '{{}}'::jsonb END) || jsonb_build_object('last_restore_test', %s::jsonb) "
+        "WHERE id = %s::uuid AND COALESCE(jsonb_typeof(metadata), 'null') IN ('object', 'null') "
+        "AND (jsonb_typeof(metadata) IS DISTINCT FROM 'object' OR {c} IS NULL OR {c} !~ %s OR {c} <= %s) "
+        "RETURNING id"
     ).format(t=table(settings.backups_table), c=current)
     updated = 0
     for outcome in outcomes:
@@ -203,7 +212,22 @@ def update_restore_metadata(
         cur.execute(
             statement, [json.dumps(entry), outcome["backup_id"], f"^{CANONICAL_TIME}$", entry["timestamp"]]
         )
-        updated += max(cur.rowcount, 0)
+        if cur.fetchone() is not None:
+            updated += 1
+            continue
+        cur.execute(
+            sql.SQL("SELECT jsonb_typeof(metadata) FROM {t} WHERE id = %s::uuid").format(
+                t=table(settings.backups_table)
+            ),
+            [outcome["backup_id"]],
+        )
+        row = cur.fetchone()
+        if row is not None and row[0] not in ("object", "null", None):
+            log.warning(
+                "backup %s: metadata is a JSON %s, not an object; last_restore_test not written",
+                outcome["backup_id"],
+                row[0],
+            )
     return updated
 
 
@@ -240,12 +264,14 @@ def overdue_inputs(
 
 
 def load_open_drill_alerts(cur: Any, alerts_table: str) -> list[OpenDrillAlert]:
+    """The drill DAG's open alerts: rows with its marker, of its kinds (never another writer's)."""
+    owned, owned_params = owned_by(DRILL_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT id, backup_id::text, details FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
-            "AND details ->> 'kind' = ANY(%s) ORDER BY id"
-        ).format(t=table(alerts_table)),
-        [ALERT_TYPE, list(OPEN_STATUSES), list(DRILL_ALERT_KINDS)],
+            "AND details ->> 'kind' = ANY(%s) AND {owned} ORDER BY id"
+        ).format(t=table(alerts_table), owned=owned),
+        [ALERT_TYPE, list(OPEN_STATUSES), list(DRILL_ALERT_KINDS), *owned_params],
     )
     return [OpenDrillAlert(row[0], row[1], row[2] or {}) for row in cur.fetchall()]
 
@@ -265,7 +291,7 @@ def apply_drill_alerts(cur: Any, alerts_table: str, plan: DrillAlertPlan, run_id
     for alert in plan.opened:
         details = {**alert.details, "first_seen": alert.seen_at, "last_seen": alert.seen_at, "occurrences": 1}
         alert_id = alert_store.insert_alert(
-            cur, alerts_table, alert.backup_id, alert.severity, alert.message, details
+            cur, alerts_table, alert.backup_id, alert.severity, alert.message, details, producer=DRILL_DAG_ID
         )
         alert_store.add_occurrence(cur, alert_id, run_id, alert.seen_at)
         queue_notice(cur, alert_id, "opened", run_id, alert.title, _notice_body(alert, details), "failure")
@@ -274,17 +300,19 @@ def apply_drill_alerts(cur: Any, alerts_table: str, plan: DrillAlertPlan, run_id
             cur, alerts_table, alert_id, run_id, alert.seen_at, alert.severity, alert.message, alert.details
         )
     resolved = 0
+    owned, owned_params = owned_by(DRILL_DAG_ID)
     for resolution in plan.resolved:
         cur.execute(
             sql.SQL(
                 "UPDATE {t} SET status = 'RESOLVED', resolved_at = %s, details = details || %s::jsonb "
-                "WHERE id = %s AND status = ANY(%s) RETURNING message, details"
-            ).format(t=table(alerts_table)),
+                "WHERE id = %s AND status = ANY(%s) AND {owned} RETURNING message, details"
+            ).format(t=table(alerts_table), owned=owned),
             [
                 resolution.resolved_at,
                 json.dumps(resolution.details),
                 resolution.alert_id,
                 list(OPEN_STATUSES),
+                *owned_params,
             ],
         )
         row = cur.fetchone()
@@ -336,12 +364,13 @@ def restore_overview(cur: Any, alerts_table: str) -> list[RestoreTypeRow]:
         f"SELECT backup_type, max(finished_at) FROM {RESTORE_TABLE} WHERE status = %s GROUP BY 1", [PASSED]
     )
     passed = dict(cur.fetchall())
+    owned, owned_params = owned_by(DRILL_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT details ->> 'backup_type' FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
-            "AND details ->> 'kind' = %s"
-        ).format(t=table(alerts_table)),
-        [ALERT_TYPE, list(OPEN_STATUSES), RESTORE_OVERDUE],
+            "AND details ->> 'kind' = %s AND {owned}"
+        ).format(t=table(alerts_table), owned=owned),
+        [ALERT_TYPE, list(OPEN_STATUSES), RESTORE_OVERDUE, *owned_params],
     )
     overdue = {row[0] for row in cur.fetchall()}
     rows = [

@@ -3,17 +3,28 @@
 A notice is written in the same transaction as its alert change, keyed on
 ``(alert_id, event)`` so that a retried run never queues it twice; the notifier
 (:mod:`include.backup_integrity.notify.delivery`) claims each pending notice,
-sends it, and records here which targets accepted it.
+sends it, and records here which targets accepted it. A notice is retried by every
+run until each target has accepted it; one still undelivered ``notice_max_age_hours``
+after it was queued would tell of a state long gone, so it is given up instead:
+``expired_at`` is set and its alert says so in ``details.notification_error`` (never
+sent late, never dropped silently).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.catalog.identifiers import table
+from include.backup_integrity.domain.ownership import SOURCE
+
+log = logging.getLogger(__name__)
+
+#: Only alert rows the package wrote are written to (the marker any of its DAGs writes).
+OWN_ROW = json.dumps({"source": SOURCE})
 
 
 @dataclass(frozen=True)
@@ -39,22 +50,27 @@ def queue_notice(
     )
 
 
-def settle_unsendable(cur: Any, reason: str) -> None:
-    """Mark every pending notice as done without sending it (there is nowhere to send it)."""
-    cur.execute(
-        "UPDATE backup_integrity_notification SET sent_at = now(), last_attempt_at = now(), "
-        "last_error = %s WHERE sent_at IS NULL",
-        [reason],
-    )
+@dataclass(frozen=True)
+class ExpiredNotice:
+    """A notice given up, and why."""
+
+    id: int
+    alert_id: int
+    event: str
+    reason: str
 
 
-def claim_next(cur: Any, after_id: int, max_attempts: int) -> PendingNotice | None:
-    """Lock the next pending notice after ``after_id`` until the transaction ends (others skip it)."""
+def claim_next(cur: Any, after_id: int, max_age_hours: float) -> PendingNotice | None:
+    """Lock the next pending notice after ``after_id`` until the transaction ends (others skip it).
+
+    Only a notice younger than ``max_age_hours`` is claimed: an older one is never sent late.
+    """
     cur.execute(
         "SELECT id, alert_id, title, body, notify_type, delivered_to "
-        "FROM backup_integrity_notification WHERE sent_at IS NULL AND attempts < %s "
+        "FROM backup_integrity_notification WHERE sent_at IS NULL AND expired_at IS NULL "
+        "AND created_at > now() - make_interval(secs => %s) "
         "AND id > %s ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        [max_attempts, after_id],
+        [max_age_seconds(max_age_hours), after_id],
     )
     row = cur.fetchone()
     if row is None:
@@ -93,7 +109,61 @@ def _record_on_alert(
             "UPDATE {t} SET notification_channels = (SELECT COALESCE(jsonb_agg(DISTINCT c), '[]'::jsonb) "
             "FROM jsonb_array_elements_text(notification_channels || %s::jsonb) AS c), "
             "details = CASE WHEN %s::text IS NULL THEN details - 'notification_error' "
-            "ELSE details || jsonb_build_object('notification_error', %s::text) END WHERE id = %s"
+            "ELSE details || jsonb_build_object('notification_error', %s::text) END "
+            "WHERE id = %s AND details @> %s::jsonb"
         ).format(t=table(alerts_table)),
-        [json.dumps(delivered), error, error, alert_id],
+        [json.dumps(delivered), error, error, alert_id, OWN_ROW],
     )
+
+
+def expire_stale(cur: Any, alerts_table: str, max_age_hours: float) -> list[ExpiredNotice]:
+    """Mark every pending notice older than ``max_age_hours`` expired, and record it on its alert.
+
+    A notice another run is sending right now (its row locked) is skipped: that run
+    decides it. The caller owns the transaction.
+    """
+    cur.execute(
+        "SELECT id, alert_id, event, delivered_to, last_error FROM backup_integrity_notification "
+        "WHERE sent_at IS NULL AND expired_at IS NULL AND created_at <= now() - make_interval(secs => %s) "
+        "ORDER BY id FOR UPDATE SKIP LOCKED",
+        [max_age_seconds(max_age_hours)],
+    )
+    expired = []
+    for notice_id, alert_id, event, delivered_to, last_error in cur.fetchall():
+        reason = expiry_reason(max_age_hours, list(delivered_to or []), last_error)
+        cur.execute(
+            "UPDATE backup_integrity_notification SET expired_at = now(), last_error = %s WHERE id = %s",
+            [reason, notice_id],
+        )
+        cur.execute(
+            sql.SQL(
+                "UPDATE {t} SET details = details || jsonb_build_object('notification_error', %s::text) "
+                "WHERE id = %s AND details @> %s::jsonb"
+            ).format(t=table(alerts_table)),
+            [f"notice {event!r} {reason}", alert_id, OWN_ROW],
+        )
+        log.error("notification %s (%s) for alert %s %s", notice_id, event, alert_id, reason)
+        expired.append(ExpiredNotice(notice_id, alert_id, event, reason))
+    return expired
+
+
+def count_queued(cur: Any) -> int:
+    """Notices still waiting to be delivered (neither sent nor expired)."""
+    cur.execute(
+        "SELECT count(*) FROM backup_integrity_notification WHERE sent_at IS NULL AND expired_at IS NULL"
+    )
+    return int(cur.fetchone()[0])
+
+
+def expiry_reason(max_age_hours: float, delivered_to: list[str], last_error: str | None) -> str:
+    """What an expired notice's record says: how long it waited, where it arrived, the last error."""
+    reason = f"expired: not delivered within notice_max_age_hours ({max_age_hours:g} h)"
+    if delivered_to:
+        reason += f"; accepted only by {', '.join(delivered_to)}"
+    if last_error:
+        reason += f"; last error: {last_error}"
+    return reason
+
+
+def max_age_seconds(max_age_hours: float) -> float:
+    return float(max_age_hours) * 3600.0

@@ -7,7 +7,8 @@ and migrates, under the verifier's advisory lock, only when the code is ahead of
 database. The dashboard reads :func:`schema_status` and never runs DDL.
 
 The catalog's own tables (``backups_table``, ``alerts_table`` of the Variable) belong to
-the application: no revision creates, alters or references them, whatever their names.
+the application: no revision creates or alters them, whatever their names; one
+(``0004_alert_markers``) marks, in the alert table, the rows earlier releases wrote.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog.connection import ADVISORY_LOCK_KEY, transaction
+from include.backup_integrity.config.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -124,11 +126,13 @@ def schema_status(conn: Any) -> SchemaStatus:
     return SchemaStatus(revision, head_revision(), revision is None or revision in _revision_chain())
 
 
-def upgrade_schema(conn: Any) -> SchemaUpgrade:
+def upgrade_schema(conn: Any, alerts_table: str | None = None) -> SchemaUpgrade:
     """Bring the catalog's schema to head: a read when it is there, a locked migration when not.
 
     Commits (the caller has no transaction open). Under the lock the revision is read
     again, so of concurrent upgraders one migrates and the others find head.
+    ``alerts_table`` is the Variable's (default: its default): a revision that adopts
+    the alert rows an earlier release wrote needs its name.
     """
     status = schema_status(conn)
     _require_known(status)
@@ -147,6 +151,7 @@ def upgrade_schema(conn: Any) -> SchemaUpgrade:
         log.info("upgrading the catalog's schema from revision %s to %s", found or "none", status.head)
         config = alembic_config()
         config.attributes["connection"] = bind
+        config.attributes["alerts_table"] = alerts_table or Settings().alerts_table
         command.upgrade(config, "head")
         return SchemaUpgrade(found, status.head, migrated=True)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.config.params import TriggerParam
@@ -41,6 +42,11 @@ RESTORE_TARGET_CONN_ID = "backup_restore_target"
 DECRYPT_CONN_ID = "backup_decrypt"
 #: The environment variable a decrypt command reads the passphrase from.
 PASSPHRASE_ENV = "BACKUP_PASSPHRASE"
+
+#: The ``drill`` task's ``execution_timeout``: a backstop above any drill's own ``timeout_minutes``.
+DRILL_TASK_TIMEOUT = timedelta(hours=12)
+#: The longest ``timeout_minutes``: the task's backstop less time to drop the scratch database.
+MAX_TIMEOUT_MINUTES = int(DRILL_TASK_TIMEOUT.total_seconds() // 60) - 15
 
 DEFAULT_FORMATS: dict[str, str] = {
     "FULL_DATABASE": PG_DUMP,
@@ -212,7 +218,13 @@ def parse_drill_settings(value: Any) -> DrillSettings | None:
     if "per_type" in value:
         values["per_type"] = _integer(f"{DRILL_KEY}.per_type", value["per_type"], 1)
     if "timeout_minutes" in value:
-        values["timeout_minutes"] = _positive_number(f"{DRILL_KEY}.timeout_minutes", value["timeout_minutes"])
+        minutes = _positive_number(f"{DRILL_KEY}.timeout_minutes", value["timeout_minutes"])
+        if minutes > MAX_TIMEOUT_MINUTES:
+            raise DrillConfigError(
+                f"{_where(DRILL_KEY + '.timeout_minutes')}: at most {MAX_TIMEOUT_MINUTES}, got {minutes!r} "
+                f"(the drill task's execution_timeout is {DRILL_TASK_TIMEOUT}, with time left to clean up)"
+            )
+        values["timeout_minutes"] = minutes
     if "max_bytes" in value:
         values["max_bytes"] = _integer(f"{DRILL_KEY}.max_bytes", value["max_bytes"], 1)
     if "max_age_days" in value:

@@ -92,11 +92,21 @@ def _hours(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
         ) from None
 
 
+def _ratio(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "ratio", "expected a number > 0 and <= 1, got {value}", {"value": repr(value)}
+        ) from None
+
+
 Text = Annotated[str, Field(min_length=1, pattern=r"\S")]
 BucketName = Annotated[Text, AfterValidator(_bucket_name)]
 TableName = Annotated[Text, AfterValidator(_table_name)]
 Count = Annotated[int, Field(ge=1)]
 Hours = Annotated[float, Field(gt=0), WrapValidator(_hours)]
+Ratio = Annotated[float, Field(gt=0, le=1), WrapValidator(_ratio)]
 BackendsByType = Annotated[
     dict[str, Annotated[list[Any], Field(min_length=1)]],
     Field(min_length=1),
@@ -126,6 +136,16 @@ class Settings(BaseModel):
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
     stall_after_hours: Hours = 2
     repair: RepairMode = "off"
+    #: Bounded waits: per catalog statement (also idle in a transaction), per lock, per silent store.
+    db_statement_timeout_seconds: Count = 900
+    db_lock_timeout_seconds: Count = 30
+    store_deadline_seconds: Count = 120
+    #: A backend incident: at least this many copies missing or the wrong size in one run...
+    incident_min_copies: Count = 20
+    #: ...making at least this share of the backend's store-answered checks.
+    incident_ratio: Ratio = 0.5
+    #: A notice not delivered this long after it was queued is marked expired, never sent late.
+    notice_max_age_hours: Hours = 72
     #: Restore drills: validated by ``config/drill_settings.py`` (None: drills not configured).
     restore_drill: dict[str, Any] | None = None
     wal_segment_bytes: int = 16 * 1024 * 1024
@@ -193,7 +213,7 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
 
     data = {**data, **drill_values(data)}
     try:
-        return Settings.model_validate(data)
+        return _waits_in_order(Settings.model_validate(data))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
@@ -217,3 +237,13 @@ def require_connection(conn_id: str, purpose: str) -> None:
             f"Airflow connection {conn_id!r} ({purpose}) is not defined; create it in the UI, "
             f"as AIRFLOW_CONN_{conn_id.upper()} or in your secrets backend"
         ) from None
+
+
+def _waits_in_order(settings: Settings) -> Settings:
+    """A lock may not be waited for longer than the statement that waits for it may run."""
+    if settings.db_lock_timeout_seconds > settings.db_statement_timeout_seconds:
+        raise ConfigError(
+            f"{_where('db_lock_timeout_seconds')}: must not exceed db_statement_timeout_seconds "
+            f"({settings.db_statement_timeout_seconds})"
+        )
+    return settings

@@ -130,6 +130,11 @@ def _json_default(value: Any) -> Any:
 class SchemaWaiting(Exception):
     """The catalog's schema is behind this code: the page waits for the verifier to migrate it."""
 
+    def __init__(self, message: str, *, no_run_yet: bool = False) -> None:
+        super().__init__(message)
+        #: No schema of the verifier at all: it has never run against this catalog.
+        self.no_run_yet = no_run_yet
+
 
 def require_current_schema(conn: Any) -> None:
     """Never DDL here: the verifier's first task migrates; until then the page says it waits."""
@@ -137,7 +142,7 @@ def require_current_schema(conn: Any) -> None:
 
     status = schema_status(conn)
     if status.pending:
-        raise SchemaWaiting(status.waiting_message)
+        raise SchemaWaiting(status.waiting_message, no_run_yet=status.revision is None)
 
 
 class LazyApp:
@@ -184,11 +189,19 @@ def create_app() -> Any:
         except ConfigError as error:
             raise HTTPException(status_code=500, detail=str(error)) from None
         try:
+            queries.start_read_only_session(conn)
             require_current_schema(conn)
             with conn.cursor() as cur:
                 return section(cur, settings, datetime.now(UTC))
         except DashboardError as error:
             raise HTTPException(status_code=400, detail=str(error)) from None
+        except Exception as error:
+            if not queries.is_statement_timeout(error):
+                raise
+            raise HTTPException(
+                status_code=503,
+                detail=f"the catalog did not answer within {queries.STATEMENT_TIMEOUT_SECONDS} s; try again",
+            ) from None
         finally:
             conn.rollback()
             conn.close()
@@ -208,7 +221,7 @@ def create_app() -> Any:
         try:
             model = read(lambda c, s, now: summary(c, s, page, page_size, now, failing))
         except SchemaWaiting as waiting:
-            return HTMLResponse(render_waiting_page(str(waiting)))
+            return HTMLResponse(render_waiting_page(str(waiting), no_run_yet=waiting.no_run_yet))
         return HTMLResponse(render_page(model))
 
     @app.get("/api/summary")

@@ -165,6 +165,6 @@ def render_page(summary: Summary) -> str:
     return page.render(summary=summary, chart=failures_chart(summary.failures_per_day))
 
 
-def render_waiting_page(message: str) -> str:
+def render_waiting_page(message: str, *, no_run_yet: bool = False) -> str:
     """The page shown while the catalog's schema is behind this code (the verifier migrates it)."""
-    return templates().get_template("waiting.html.j2").render(message=message)
+    return templates().get_template("waiting.html.j2").render(message=message, no_run_yet=no_run_yet)

@@ -14,6 +14,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.domain.checks import store_answered
+from include.backup_integrity.domain.incidents import (
+    BACKEND_INCIDENT,
+    INCIDENT_SEVERITY,
+    IncidentDecision,
+    RunIncidents,
+    incident_content,
+    open_incidents_of,
+    outside_incidents,
+    resolution_message,
+)
 from include.backup_integrity.domain.records import (
     BACKEND_ERROR,
     CHECKSUM_MISMATCH,
@@ -41,6 +52,7 @@ SEVERITY_BY_KIND = {
     CHECKSUM_MISMATCH: "CRITICAL",
     BACKEND_ERROR: "ERROR",
     INVALID_RECORD: "ERROR",
+    BACKEND_INCIDENT: INCIDENT_SEVERITY,
 }
 SEVERITY_RANK = {"INFO": 0, "WARNING": 1, "ERROR": 2, "CRITICAL": 3}
 
@@ -50,6 +62,7 @@ KIND_LABEL = {
     CHECKSUM_MISMATCH: "checksum mismatch",
     BACKEND_ERROR: "backend error",
     INVALID_RECORD: "invalid catalog record",
+    BACKEND_INCIDENT: "backend incident",
 }
 
 #: Affected backups listed in a grouped backend_error alert (the count is always exact).
@@ -151,13 +164,6 @@ def covers(alert_kind: str, result: CheckResult) -> bool:
     return alert_kind in (MISSING, SIZE_MISMATCH, INVALID_RECORD)
 
 
-def store_answered(result: CheckResult) -> bool:
-    """The store was asked and answered (a catalog-only decision does not count)."""
-    if result["kind"] in (PASSED, SIZE_MISMATCH, CHECKSUM_MISMATCH):
-        return True
-    return result["kind"] == MISSING and bool(result["path"])
-
-
 def failure_key(result: CheckResult) -> AlertKey:
     if result["kind"] == BACKEND_ERROR:
         return (None, result["backend"], BACKEND_ERROR)
@@ -241,9 +247,24 @@ def fingerprint_of(counted: Iterable[CountedFailure]) -> str:
     return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 
 
-def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult], run_id: str) -> AlertPlan:
-    """Decide every change to the alerts that this run's results call for."""
+def plan_alert_changes(
+    open_alerts: list[OpenAlert],
+    results: list[CheckResult],
+    run_id: str,
+    incidents: RunIncidents | None = None,
+) -> AlertPlan:
+    """Decide every change to the alerts that this run's results call for.
+
+    With ``incidents`` (the run's tallies per backend), a backend in incident gets one
+    alert instead of one per copy; see :mod:`include.backup_integrity.domain.incidents`.
+    """
     plan = AlertPlan()
+    counted_incidents: list[tuple[str, str]] = []
+    if incidents is not None:
+        decision = incidents.decide(open_incidents_of(open_alerts))
+        open_alerts, results = outside_incidents(open_alerts, results, decision.held)
+        plan_incidents(plan, decision, incidents, run_id)
+        counted_incidents = decision.counted
     open_by_key: dict[AlertKey, OpenAlert] = {}
     open_summaries: list[OpenAlert] = []
     for alert in sorted(open_alerts, key=lambda a: a.id):
@@ -325,17 +346,41 @@ def plan_alert_changes(open_alerts: list[OpenAlert], results: list[CheckResult],
             )
 
     existing_summary = open_summaries[0] if open_summaries else None
-    if len(failures) > 1 or (failures and existing_summary is not None):
+    failing = len(failures) + len(counted_incidents)  # an incident counts as one failure
+    if failing > 1 or (failing and existing_summary is not None):
         plan.summary = SummaryChange(
             existing_id=existing_summary.id if existing_summary else None,
             existing_fingerprint=existing_summary.details.get("fingerprint") if existing_summary else None,
             existing_alert_ids=[int(i) for i in existing_summary.details.get("alert_ids", [])]
             if existing_summary
             else [],
-            checked_at=max(r["checked_at"] for r in failures),
-            failure_keys=list(grouped),
+            checked_at=max([r["checked_at"] for r in failures] + [at for _, at in counted_incidents]),
+            failure_keys=list(grouped) + [(None, b, BACKEND_INCIDENT) for b, _ in counted_incidents],
         )
     return plan
+
+
+def plan_incidents(plan: AlertPlan, decision: IncidentDecision, incidents: RunIncidents, run_id: str) -> None:
+    """Add the run's backend incidents to the plan: opened, observed again, or resolved."""
+    for tally in decision.opened:
+        message, details = incident_content(tally, incidents.rule, run_id)
+        details.update(first_seen=tally.checked_at, last_seen=tally.checked_at, occurrences=1)
+        key = (None, tally.backend, BACKEND_INCIDENT)
+        plan.new.append(NewAlert(key, INCIDENT_SEVERITY, message, details))
+    for incident, tally in decision.observed:
+        message, details = incident_content(tally, incidents.rule, run_id)
+        plan.observed.append(
+            Observed(incident.alert_id, tally.checked_at or "", INCIDENT_SEVERITY, message, details)
+        )
+    for incident, tally in decision.resolved:
+        plan.resolved.append(
+            Resolution(
+                incident.alert_id,
+                tally.checked_at or "",
+                resolution_message(tally, run_id),
+                {"resolution": "verified", "resolved_by_run_id": run_id},
+            )
+        )
 
 
 def _first_routed_check(results: list[CheckResult], backup_id: str | None) -> CheckResult | None:

@@ -260,3 +260,10 @@ def classify(
             EVIDENCE_UPLOAD_METADATA,
         )
     return result(PASSED, "exists and size matched", EVIDENCE_SIZE)
+
+
+def store_answered(result: CheckResult) -> bool:
+    """The store was asked and answered (a catalog-only decision does not count)."""
+    if result["kind"] in (PASSED, SIZE_MISMATCH, CHECKSUM_MISMATCH):
+        return True
+    return result["kind"] == MISSING and bool(result["path"])

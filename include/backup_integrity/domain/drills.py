@@ -21,6 +21,9 @@ from include.backup_integrity.domain.records import BACKEND_ERROR
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+#: The drill DAG: the producer marked on its alert rows (``domain.ownership``).
+DRILL_DAG_ID = "restore_drill"
+
 FETCH = "fetch"
 DECRYPT = "decrypt"
 DECOMPRESS = "decompress"

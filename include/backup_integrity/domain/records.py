@@ -160,3 +160,5 @@ class Statistics(TypedDict, total=False):
     repair_plan: list[dict[str, Any]]
     repaired: int
     repair_failed: int
+    # The backends in incident in this run ([] when none).
+    backend_incidents: list[str]

@@ -2,8 +2,10 @@
 
 The Apprise provider's own notifier discards the result of each delivery; here
 every target configured in the ``backup_notify`` connection is called on its
-own, and a notice stays in the outbox until every target has accepted it (or it
-has been tried :data:`MAX_ATTEMPTS` times), so a later run retries it.
+own, and a notice stays in the outbox until every target has accepted it, so a
+later run retries it. While ``backup_notify`` is missing or cannot be resolved, or
+names no usable target, notices stay queued. One older than ``notice_max_age_hours``
+is marked expired instead (:func:`~include.backup_integrity.catalog.outbox.expire_stale`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 24
 #: How long a delivery that already happened is retried to be recorded while the catalog is down.
 RECORD_RETRY_SECONDS = 60.0
 
@@ -45,7 +46,11 @@ class Target:
 
 
 def load_targets(conn_id: str = NOTIFY_CONN_ID) -> list[Target] | None:
-    """The connection's Apprise targets; None when the connection does not exist, [] when it is unusable."""
+    """The connection's Apprise targets; None when it cannot be resolved now, [] when it is unusable.
+
+    Missing and unresolvable (a secrets backend that raises) are alike here: the
+    connection may be back at the next run, so notices wait for it.
+    """
     import apprise
     from airflow.providers.apprise.hooks.apprise import AppriseHook
     from airflow.sdk import BaseHook
@@ -54,6 +59,10 @@ def load_targets(conn_id: str = NOTIFY_CONN_ID) -> list[Target] | None:
     try:
         connection = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
+        return None
+    except Exception as exc:  # a secrets backend's outage must not lose or break anything
+        reason = f"{type(exc).__name__}: {redact(str(exc))}"
+        log.warning("connection %r could not be resolved (%s)", conn_id, reason)
         return None
     try:
         config = AppriseHook(apprise_conn_id=conn_id).get_config_from_conn(connection)
@@ -94,27 +103,35 @@ def deliver_pending(
     alerts_table: str,
     targets: list[Target] | None,
     reconnect: Callable[[], Any] | None = None,
+    *,
+    max_age_hours: float,
 ) -> dict[str, int]:
-    """Send every pending notice once, each in its own short transaction.
+    """Expire the notices older than ``max_age_hours``, then send every other pending one once.
 
-    A notice is locked (``FOR UPDATE SKIP LOCKED``) while it is sent, so concurrent
-    runs never send the same one. When the catalog goes away after a target has
-    accepted a notice, the delivery is recorded on a new connection (``reconnect``,
-    retried for up to :data:`RECORD_RETRY_SECONDS`) so that the retry of the task
-    does not send it again.
+    Each notice is sent in its own short transaction, locked (``FOR UPDATE SKIP
+    LOCKED``) while it is sent, so concurrent runs never send the same one. When the
+    catalog goes away after a target has accepted a notice, the delivery is recorded
+    on a new connection (``reconnect``, retried for up to :data:`RECORD_RETRY_SECONDS`)
+    so that the retry of the task does not send it again. Without usable targets
+    (``None`` or ``[]``) nothing is sent and the notices stay queued.
     """
     report = {"sent": 0, "failed": 0}
+    with transaction(conn) as cur:
+        report["expired"] = len(outbox.expire_stale(cur, alerts_table, max_age_hours))
+        queued = outbox.count_queued(cur) if not targets else 0
     if targets is None:
         log.warning(
-            "connection %r is not configured: alert rows are written but no notification is sent",
+            "connection %r is missing or cannot be resolved: alert rows are written, and %d "
+            "notification(s) stay queued until it is back",
             NOTIFY_CONN_ID,
+            queued,
         )
-        with transaction(conn) as cur:
-            outbox.settle_unsendable(cur, f"not sent: connection {NOTIFY_CONN_ID!r} is not configured")
-        return report
+        return {**report, "queued": queued}
     if not targets:
-        log.error("connection %r names no usable target: notifications stay queued", NOTIFY_CONN_ID)
-        return report
+        log.error(
+            "connection %r names no usable target: %d notification(s) stay queued", NOTIFY_CONN_ID, queued
+        )
+        return {**report, "queued": queued}
     last_id = 0
     opened: list[Any] = []
     try:
@@ -122,7 +139,7 @@ def deliver_pending(
             attempt: dict[str, Any] = {}
             try:
                 with transaction(conn) as cur:
-                    if not _claim_and_send(cur, targets, last_id, attempt):
+                    if not _claim_and_send(cur, targets, last_id, attempt, max_age_hours):
                         return report
                     _record_delivery(cur, alerts_table, attempt)
             except Exception as exc:
@@ -143,9 +160,11 @@ def deliver_pending(
                 extra.close()
 
 
-def _claim_and_send(cur: Any, targets: list[Target], last_id: int, attempt: dict[str, Any]) -> bool:
-    """Lock the next pending notice and send it to every target that has not accepted it yet."""
-    notice = outbox.claim_next(cur, last_id, MAX_ATTEMPTS)
+def _claim_and_send(
+    cur: Any, targets: list[Target], last_id: int, attempt: dict[str, Any], max_age_hours: float
+) -> bool:
+    """Lock the next notice young enough to send; send it to each target that has not accepted it."""
+    notice = outbox.claim_next(cur, last_id, max_age_hours)
     if notice is None:
         return False
     attempt.update(id=notice.id, alert_id=notice.alert_id, delivered=[], complete=False, error=None)

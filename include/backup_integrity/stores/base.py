@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from collections import Counter
     from collections.abc import Iterator
 
-    from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.domain.checks import Observation
 
 #: Requests or reads in flight at once within one chunk (also the breaker's threshold).
@@ -84,14 +83,3 @@ def hash_stream(chunks: Iterator[bytes]) -> tuple[str, int]:
         digest.update(chunk)
         total += len(chunk)
     return digest.hexdigest(), total
-
-
-def build_backend(name: str, settings: Settings) -> Backend:
-    """The store a backend name of the settings means (``local`` or an S3-compatible one)."""
-    from include.backup_integrity.config.settings import BACKEND_CONN_IDS
-    from include.backup_integrity.stores.local import LocalBackend
-    from include.backup_integrity.stores.s3 import S3Backend
-
-    if name == "local":
-        return LocalBackend(settings.local_root)
-    return S3Backend(name, BACKEND_CONN_IDS[name], settings.bucket_for(name))

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from include.backup_integrity.config.settings import BACKEND_CONN_IDS, VARIABLE_KEY, ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from include.backup_integrity.config.settings import Settings
+    from include.backup_integrity.stores.deadline import StoreDeadline
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,19 @@ def check_local_root(root: str) -> None:
         raise ConfigError(f"{where}: folder {root!r} cannot be read: {exc.strerror}") from None
 
 
-def check_bucket(backend: str, bucket: str) -> str | None:
+def check_bucket(backend: str, bucket: str, deadline: StoreDeadline | None = None) -> str | None:
     """Fail when the store says the bucket does not exist; return a warning when it cannot say."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from include.backup_integrity.stores.s3 import describe_client_error, make_s3_client
 
     conn_id = BACKEND_CONN_IDS[backend]
+    client = make_s3_client(conn_id)
+    refused = deadline.refusal(deadline.watch(client)) if deadline is not None else None
+    if refused:
+        return f"bucket {bucket!r} on {backend} not confirmed ({refused}); checking anyway"
     try:
-        make_s3_client(conn_id).head_bucket(Bucket=bucket)
+        client.head_bucket(Bucket=bucket)
     except ClientError as exc:
         code, message = describe_client_error(exc)
         if code in BUCKET_NOT_FOUND:
@@ -76,12 +81,17 @@ def check_bucket(backend: str, bucket: str) -> str | None:
     return None
 
 
-def preflight(settings: Settings, backends: Iterable[str]) -> None:
-    """Check what the run's backends need from the world; raise ConfigError naming what is wrong."""
+def preflight(
+    settings: Settings, backends: Iterable[str], deadlines: Mapping[str, StoreDeadline] | None = None
+) -> None:
+    """Check what the run's backends need from the world; raise ConfigError naming what is wrong.
+
+    ``deadlines``: a store that times out here starts the run's clock for it, as in a chunk.
+    """
     for backend in sorted(set(backends)):
         if backend == "local":
             check_local_root(settings.local_root)
             continue
-        warning = check_bucket(backend, settings.bucket_for(backend))
+        warning = check_bucket(backend, settings.bucket_for(backend), (deadlines or {}).get(backend))
         if warning:
             log.warning("%s", warning)

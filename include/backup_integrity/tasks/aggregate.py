@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.domain.repair import OFF, plan_repairs, repair_statistics, unfinished_outcomes
 from include.backup_integrity.domain.statistics import statistics_from_outcomes
+from include.backup_integrity.tasks.incidents import held_backends
 from include.backup_integrity.tasks.results import failures_of
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def aggregate(
     )
     stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
     stats.update(repair_statistics(plan.get("repair", OFF), list(repairs or [])))  # type: ignore[typeddict-item]
+    stats["backend_incidents"] = held_backends(outcomes, plan)
     log.info("run statistics: %s", stats)
     emit_statistics(stats)
     return stats

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog, lock, transaction
 from include.backup_integrity.catalog.results import record_results, record_run
+from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
 from include.backup_integrity.config.secrets import register_package_secrets
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.records import unpack_ids
 from include.backup_integrity.domain.repair import APPLY
+from include.backup_integrity.tasks.incidents import run_incidents
 from include.backup_integrity.tasks.results import failures_of, passed_result
 
 if TYPE_CHECKING:
@@ -48,28 +50,43 @@ def raise_alerts(
     outcomes = list(outcomes)
     failures = failures_of(outcomes, plan)
     repairs = list(repairs or [])
-    conn = connect_catalog()
+    timeouts = SessionTimeouts.of(settings)
+    conn = connect_catalog(settings)
     try:
         # select_backups created the verifier's tables at the start of this run.
-        with transaction(conn) as cur:
+        with naming_waits(timeouts, "recording the run") as step, transaction(conn) as cur:
             lock(cur)
             record_run(cur, run_id, dag_id, dict(statistics))
+            step("recording the run's failures")
             record_results(cur, run_id, failures)
             open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
             passes = passes_for_alerts(outcomes, open_keys)
             applied = repairs if plan.get("repair") == APPLY else []
             timestamps, failed = metadata_summaries(outcomes, failures, run_id, applied)
             passed = {"status": "passed", "mode": plan["mode"], "errors": [], "run_id": run_id}
+            step("writing metadata")
             updated = catalog.update_metadata_lazily(cur, settings, timestamps, failed, passed)
             # repair_copies recorded each copy it reached; the rest (it crashed) are added here.
+            step("recording repairs")
             record_unrecorded(cur, run_id, repairs)
+            step("writing alerts")
             changes = alerts.apply_alert_changes(
-                cur, settings.alerts_table, failures + passes, run_id, applied
+                cur,
+                settings.alerts_table,
+                failures + passes,
+                run_id,
+                applied,
+                incidents=run_incidents(outcomes, plan),
             )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
-        delivery = notify.deliver_pending(
-            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
-        )
+        with naming_waits(timeouts, "recording the delivery of notices"):
+            delivery = notify.deliver_pending(
+                conn,
+                settings.alerts_table,
+                notify.load_targets(),
+                reconnect=lambda: connect_catalog(settings),
+                max_age_hours=settings.notice_max_age_hours,
+            )
         log.info("notifications: %s", delivery)
     finally:
         conn.close()

@@ -87,7 +87,7 @@ def choose_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         )
         return plan
     options = resolve_drill_options(drill, params)
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
         upgrade_schema(conn)  # revision 0002_restore_drills creates the drill history
         plan["catalog_identity"] = list(drill_store.server_identity(conn))
@@ -222,7 +222,7 @@ def record_drills(outcomes: Iterable[DrillOutcome], plan: dict[str, Any], run_id
     settings = Settings.from_dict(plan["settings"])
     drill = drill_settings_of(settings.restore_drill)
     assert drill is not None
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
         with transaction(conn) as cur:
             lock(cur)
@@ -253,7 +253,11 @@ def record_drills(outcomes: Iterable[DrillOutcome], plan: dict[str, Any], run_id
             )
         log.info("last_restore_test updated on %d backup(s); alerts: %s", updated, changes)
         delivery = notify.deliver_pending(
-            conn, settings.alerts_table, notify.load_targets(), reconnect=connect_catalog
+            conn,
+            settings.alerts_table,
+            notify.load_targets(),
+            reconnect=lambda: connect_catalog(settings),
+            max_age_hours=settings.notice_max_age_hours,
         )
         log.info("notifications: %s", delivery)
     finally:

@@ -44,6 +44,7 @@ from include.backup_integrity.stores.copying import (
     require_catalog_bytes,
     write_blocks,
 )
+from include.backup_integrity.tasks.incidents import held_backends, refuse_repairs_on
 from include.backup_integrity.tasks.results import failures_of, passed_result
 
 if TYPE_CHECKING:
@@ -67,16 +68,20 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     if mode == OFF:
         return []
     outcomes = list(outcomes)
+    settings = Settings.from_dict(plan["settings"])
     failures = failures_of(outcomes, plan)
     tasks = plan_repairs(failures + sources_for_repair(outcomes, failures, plan))
     if not tasks:
         return []
+    tasks, refused = refuse_repairs_on(tasks, held_backends(outcomes, plan))
+    if refused:
+        record_outcomes(run_id, refused, settings)
     if mode == PLAN:
-        repairs = planned_outcomes(tasks)
-        record_outcomes(run_id, repairs)
+        repairs = refused + planned_outcomes(tasks)
+        record_outcomes(run_id, repairs, settings)
         log.info("repair plan (nothing copied): %d bad copies", len(repairs))
     else:
-        repairs = apply_repairs(tasks, Settings.from_dict(plan["settings"]), run_id)
+        repairs = refused + apply_repairs(tasks, settings, run_id)
         log.info(
             "repairs: %d repaired, %d not repaired",
             sum(1 for o in repairs if o["status"] == REPAIRED),
@@ -89,7 +94,7 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
 
 def apply_repairs(tasks: list[RepairTask], settings: Settings, run_id: str) -> list[RepairOutcome]:
     """Repair what an earlier try of this run did not prove; record each outcome as it comes."""
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
         with conn.cursor() as cur:
             recorded = load_recorded(cur, run_id)
@@ -108,13 +113,13 @@ def apply_repairs(tasks: list[RepairTask], settings: Settings, run_id: str) -> l
                 outcome["repaired_at"],
             )
     todo = [task for index, task in enumerate(tasks) if index not in proven]
-    made = iter(execute_repairs(todo, settings, on_outcome=lambda o: record_outcomes(run_id, [o])))
+    made = iter(execute_repairs(todo, settings, on_outcome=lambda o: record_outcomes(run_id, [o], settings)))
     return [proven[index] if index in proven else next(made) for index in range(len(tasks))]
 
 
-def record_outcomes(run_id: str, repairs: list[RepairOutcome]) -> None:
+def record_outcomes(run_id: str, repairs: list[RepairOutcome], settings: Settings | None = None) -> None:
     """Record outcomes in their own transaction: what was done survives whatever comes next."""
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
         with transaction(conn) as cur:
             record_repairs(cur, run_id, repairs)
@@ -133,9 +138,10 @@ def sources_for_repair(
     wanted = {f["backup_id"] for f in failures if f["kind"] in REPAIRABLE_KINDS and f["backend"]}
     if not wanted:
         return []
-    conn = connect_catalog()
+    settings = Settings.from_dict(plan["settings"])
+    conn = connect_catalog(settings)
     try:
-        records, _ = catalog.select_by_ids(conn, Settings.from_dict(plan["settings"]), sorted(wanted))
+        records, _ = catalog.select_by_ids(conn, settings, sorted(wanted))
         conn.commit()
     finally:
         conn.close()
@@ -226,7 +232,7 @@ def execute_repairs(
     ``on_outcome`` is called with each outcome as soon as it is known (outside the
     per-copy error handling: if it raises, the repair stops there).
     """
-    from include.backup_integrity.stores.base import build_backend
+    from include.backup_integrity.stores.factory import build_backend
 
     cache: dict[str, Any] = {}
 

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog
+from include.backup_integrity.catalog.incidents import load_open_incidents
 from include.backup_integrity.catalog.schema import upgrade_schema
+from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
 from include.backup_integrity.config.params import resolve_run_options
 from include.backup_integrity.config.secrets import register_package_secrets
 from include.backup_integrity.config.settings import (
@@ -29,6 +31,7 @@ from include.backup_integrity.domain.planning import build_chunks, parts_for, ro
 from include.backup_integrity.domain.records import INVALID_RECORD
 from include.backup_integrity.domain.timestamps import utc_now_iso
 from include.backup_integrity.stores.preflight import preflight
+from include.backup_integrity.tasks.incidents import open_incidents_for_plan
 from include.backup_integrity.tasks.results import redact_result
 
 if TYPE_CHECKING:
@@ -37,72 +40,81 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def select_backups(raw_variable: str | None, params: dict[str, Any], window_end: datetime) -> dict[str, Any]:
+def select_backups(
+    raw_variable: str | None, params: dict[str, Any], window_end: datetime, run_id: str | None = None
+) -> dict[str, Any]:
     """Validate the configuration, size the run's scope in SQL and plan bounded chunks.
 
-    Returns the plan; its ``chunks`` are what ``verify_chunk`` maps over.
+    Returns the plan; its ``chunks`` are what ``verify_chunk`` maps over. With the
+    ``run_id``, a store that times out in the bucket checks starts the run's clock for it.
     """
     from include.backup_integrity.catalog import scope as scopes
     from include.backup_integrity.catalog.rotation import RotationPlan, plan_rotation
+    from include.backup_integrity.tasks.deadlines import preflight_deadlines
 
     register_package_secrets()
     settings = parse_settings(raw_variable)
     options = resolve_run_options(settings, params)
     now = max(window_end, datetime.now(UTC))
     route = routes(settings)
-    conn = connect_catalog()
+    conn = connect_catalog(settings)
     try:
-        upgrade_schema(conn)
-        window_start: datetime | None = None
-        window_end_out: datetime | None = None
-        skipped: list[str] = []
-        if options.backup_ids:
-            found, skipped = catalog.select_by_ids(conn, settings, options.backup_ids)
-            scope = scopes.ids_scope(r["id"] for r in found)
-            if skipped:
-                log.warning("backup_ids not checked (unknown or not COMPLETED): %s", ", ".join(skipped))
-        else:
-            window_start, window_end_out = catalog.window_for(window_end, options.lookback_days)
-            scope = scopes.window_scope(window_start, window_end_out, options.max_backups)
-        in_scope = (
-            scopes.count_scope(conn, settings, scope)
-            if (scope["backup_ids"] or not options.backup_ids)
-            else 0
-        )
-        unroutable = scopes.unroutable_records(conn, settings, scope) if in_scope else []
-        counts = scopes.routed_counts(conn, settings, scope, route) if in_scope else {}
-        parts = parts_for(counts, settings.chunk_size, settings.max_chunks_per_backend, max_map_length())
-        rotation = (
-            plan_rotation(conn, settings, scope, route, now)
-            if options.mode == "rolling" and in_scope
-            else RotationPlan()
-        )
-        per_backend: list[list[Chunk]] = []
-        for backend, types in route.items():
-            if not parts.get(backend):
-                continue
-            ranges, unrecorded = scopes.key_ranges(conn, settings, scope, backend, types, parts[backend])
-            per_backend.append(
-                build_chunks(
-                    backend,
-                    types,
-                    ranges,
-                    unrecorded,
-                    mode=options.mode,
-                    scope=scope,
-                    now=now.isoformat(),
-                    rehash_through=rotation.cutoffs.get(backend),
-                )
+        with naming_waits(SessionTimeouts.of(settings), "planning the run's chunks"):
+            upgrade_schema(conn, settings.alerts_table)
+            window_start: datetime | None = None
+            window_end_out: datetime | None = None
+            skipped: list[str] = []
+            if options.backup_ids:
+                found, skipped = catalog.select_by_ids(conn, settings, options.backup_ids)
+                scope = scopes.ids_scope(r["id"] for r in found)
+                if skipped:
+                    log.warning("backup_ids not checked (unknown or not COMPLETED): %s", ", ".join(skipped))
+            else:
+                window_start, window_end_out = catalog.window_for(window_end, options.lookback_days)
+                scope = scopes.window_scope(window_start, window_end_out, options.max_backups)
+            in_scope = (
+                scopes.count_scope(conn, settings, scope)
+                if (scope["backup_ids"] or not options.backup_ids)
+                else 0
             )
-        # Backends take turns in map-index order, so an executor running chunks side by
-        # side asks different stores at once instead of queueing on one.
-        chunks: list[Chunk] = [c for turn in zip_longest(*per_backend) for c in turn if c is not None]
-        conn.commit()
+            unroutable = scopes.unroutable_records(conn, settings, scope) if in_scope else []
+            counts = scopes.routed_counts(conn, settings, scope, route) if in_scope else {}
+            parts = parts_for(counts, settings.chunk_size, settings.max_chunks_per_backend, max_map_length())
+            rotation = (
+                plan_rotation(conn, settings, scope, route, now)
+                if options.mode == "rolling" and in_scope
+                else RotationPlan()
+            )
+            per_backend: list[list[Chunk]] = []
+            for backend, types in route.items():
+                if not parts.get(backend):
+                    continue
+                ranges, unrecorded = scopes.key_ranges(conn, settings, scope, backend, types, parts[backend])
+                per_backend.append(
+                    build_chunks(
+                        backend,
+                        types,
+                        ranges,
+                        unrecorded,
+                        mode=options.mode,
+                        scope=scope,
+                        now=now.isoformat(),
+                        rehash_through=rotation.cutoffs.get(backend),
+                    )
+                )
+            # Backends take turns in map-index order, so an executor running chunks side by
+            # side asks different stores at once instead of queueing on one.
+            chunks: list[Chunk] = [c for turn in zip_longest(*per_backend) for c in turn if c is not None]
+            with conn.cursor() as cur:
+                open_incidents = open_incidents_for_plan(load_open_incidents(cur, settings.alerts_table))
+            conn.commit()
+            used = {chunk["backend"] for chunk in chunks}
+            deadlines = preflight_deadlines(conn, settings, run_id, used)
     finally:
         conn.close()
-    for backend in sorted({chunk["backend"] for chunk in chunks} - {"local"}):
+    for backend in sorted(used - {"local"}):
         require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
-    preflight(settings, {chunk["backend"] for chunk in chunks})
+    preflight(settings, used, deadlines)
     checked_at = utc_now_iso()
     decided = [
         redact_result(
@@ -143,6 +155,7 @@ def select_backups(raw_variable: str | None, params: dict[str, Any], window_end:
         "settings": settings.to_dict(),
         "rotation": rotation.statistics() if options.mode == "rolling" else {},
         "repair": options.repair,
+        "open_incidents": open_incidents,
     }
 
 

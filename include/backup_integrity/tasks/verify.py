@@ -40,6 +40,8 @@ from include.backup_integrity.domain.timestamps import utc_now_iso
 from include.backup_integrity.stores.base import CONCURRENCY, FolderListing, split_path
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from include.backup_integrity.domain.records import BackupRecord, CheckResult, Chunk, ChunkOutcome
     from include.backup_integrity.stores.base import Backend, Listed
 
@@ -411,31 +413,51 @@ def _unchanged_result(
 # --------------------------------------------------------------------------- the task body
 
 
-def verify_and_record(chunk: Chunk, settings: dict[str, Any], run_id: str) -> ChunkOutcome:
-    """Verify one chunk on its backend; every problem becomes a result, recorded as it is found."""
+def verify_and_record(
+    chunk: Chunk, settings: dict[str, Any], run_id: str, execution_timeout: timedelta | None = None
+) -> ChunkOutcome:
+    """Verify one chunk on its backend; every problem becomes a result, recorded as it is found.
+
+    Stores are asked until a few minutes before ``execution_timeout`` (the task's), and
+    not past the run's deadline for a store that stopped answering.
+    """
     from include.backup_integrity.catalog import object_state
     from include.backup_integrity.catalog.connection import connect_catalog, transaction
     from include.backup_integrity.catalog.scope import chunk_records
+    from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
     from include.backup_integrity.config.secrets import register_package_secrets
     from include.backup_integrity.config.settings import Settings
-    from include.backup_integrity.stores.base import build_backend
     from include.backup_integrity.stores.breaker import CircuitBreaker
+    from include.backup_integrity.stores.deadline import DeadlineGuard
+    from include.backup_integrity.stores.factory import build_backend
+    from include.backup_integrity.tasks.deadlines import chunk_store_deadline
     from include.backup_integrity.tasks.results import redact_result
 
+    started_at = time.time()
     register_package_secrets()
     parsed = Settings.from_dict(settings)
-    backend = CircuitBreaker(build_backend(chunk["backend"], parsed))
-    conn = connect_catalog()
+    timeouts = SessionTimeouts.of(parsed)
+    conn = connect_catalog(parsed)
     try:
-        records = chunk_records(conn, parsed, chunk)
-        recorded = object_state.load_recorded(conn, chunk["backend"], [r["id"] for r in records])
-        states = {backup_id: r.state for backup_id, r in recorded.items()}
-        conn.commit()
+        with naming_waits(timeouts, "reading the chunk's backups"):
+            records = chunk_records(conn, parsed, chunk)
+            recorded = object_state.load_recorded(conn, chunk["backend"], [r["id"] for r in records])
+            states = {backup_id: r.state for backup_id, r in recorded.items()}
+            conn.commit()
+            deadline = chunk_store_deadline(
+                conn,
+                parsed,
+                run_id,
+                chunk["backend"],
+                started_at=started_at,
+                execution_timeout=execution_timeout,
+            )
+        backend = DeadlineGuard(CircuitBreaker(build_backend(chunk["backend"], parsed)), deadline)
         outcome, results, new_states = verify_chunk(chunk, backend, records, states)
         # Failures carry free text from stores and the catalog: it goes to XCom, alerts and the history.
         results = [redact_result(r) if r["kind"] != PASSED else r for r in results]
         outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
-        with transaction(conn) as cur:
+        with naming_waits(timeouts, "recording the chunk's checks"), transaction(conn) as cur:
             object_state.save_checks(cur, run_id, results, new_states, recorded)
     finally:
         conn.close()

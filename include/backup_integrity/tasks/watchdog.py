@@ -21,11 +21,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from include.backup_integrity.catalog.alert_markers import owned_by
 from include.backup_integrity.catalog.alert_store import add_occurrence, insert_alert, observe
-from include.backup_integrity.catalog.connection import lock, sql, transaction
+from include.backup_integrity.catalog.connection import sql, transaction
 from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.catalog.outbox import queue_notice
+from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits, take_advisory_lock
 from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
+from include.backup_integrity.domain.ownership import STALLED_KIND, WATCHDOG_DAG_ID
 
 if TYPE_CHECKING:
     from include.backup_integrity.config.settings import Settings
@@ -33,11 +36,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VERIFIER_DAG_ID = "verify_storage_integrity"
-STALLED = "verifier_stalled"
+STALLED = STALLED_KIND
 SEVERITY = "CRITICAL"
 #: The verifier's schedule (``0 * * * *``): one run per hour, its data interval the hour before.
 SCHEDULE_STEP = timedelta(hours=1)
 FINISHED_STATES = ("success", "failed")
+#: The watchdog's own lock (never the verifier's: a verifier run that is stuck holding its
+#: lock must not stop the one component meant to notice it).
+WATCHDOG_ADVISORY_LOCK_KEY = 0x0B1C_57A1
 
 
 class RunCounter(Protocol):
@@ -123,12 +129,14 @@ def assess(checked_at: datetime, stall_after_hours: float, count_runs: RunCounte
 
 
 def _open_stalled_alert(cur: Any, alerts_table: str) -> tuple[int, dict[str, Any]] | None:
+    """The watchdog's own open stall alert (its marker; never another writer's row)."""
+    owned, owned_params = owned_by(WATCHDOG_DAG_ID)
     cur.execute(
         sql.SQL(
             "SELECT id, details FROM {t} WHERE alert_type = %s AND status = ANY(%s) "
-            "AND details ->> 'kind' = %s ORDER BY id LIMIT 1 FOR UPDATE"
-        ).format(t=table(alerts_table)),
-        [ALERT_TYPE, list(OPEN_STATUSES), STALLED],
+            "AND details ->> 'kind' = %s AND {owned} ORDER BY id LIMIT 1 FOR UPDATE"
+        ).format(t=table(alerts_table), owned=owned),
+        [ALERT_TYPE, list(OPEN_STATUSES), STALLED, *owned_params],
     )
     row = cur.fetchone()
     return (row[0], row[1] or {}) if row else None
@@ -164,13 +172,13 @@ def apply_verdict(cur: Any, alerts_table: str, verdict: Verdict, run_id: str) ->
 
     Returns what changed: ``opened``, ``updated``, ``resolved`` or ``none``.
     """
-    lock(cur)  # the same lock as the verifier's alert writes: one open stall alert at most
+    take_advisory_lock(cur, WATCHDOG_ADVISORY_LOCK_KEY, "another run of the watchdog")  # one stall alert
     existing = _open_stalled_alert(cur, alerts_table)
     message = _message(verdict)
     if verdict.stalled and existing is None:
         details = _details(verdict, run_id)
         details.update(first_seen=verdict.checked_at, last_seen=verdict.checked_at, occurrences=1)
-        alert_id = insert_alert(cur, alerts_table, None, SEVERITY, message, details)
+        alert_id = insert_alert(cur, alerts_table, None, SEVERITY, message, details, producer=WATCHDOG_DAG_ID)
         add_occurrence(cur, alert_id, run_id, verdict.checked_at)
         body = "\n".join([message, "", f"deadline: {verdict.deadline}", f"watchdog run: {run_id}"])
         queue_notice(
@@ -229,10 +237,11 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
     from include.backup_integrity.catalog.schema import upgrade_schema
     from include.backup_integrity.notify import delivery as notify
 
-    conn = connect_catalog()
+    timeouts = SessionTimeouts.of(settings)
+    conn = connect_catalog(settings)
     try:
-        upgrade_schema(conn)  # the outbox may not exist yet if the verifier never ran
-        with transaction(conn) as cur:
+        upgrade_schema(conn, settings.alerts_table)  # the outbox may not exist yet if the verifier never ran
+        with naming_waits(timeouts, "recording the watchdog's verdict"), transaction(conn) as cur:
             change = apply_verdict(cur, settings.alerts_table, verdict, run_id)
         log.log(
             logging.ERROR if verdict.stalled else logging.INFO,
@@ -241,7 +250,13 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
             change,
             verdict.reason,
         )
-        delivery = notify.deliver_pending(conn, settings.alerts_table, notify.load_targets())
+        with naming_waits(timeouts, "recording the delivery of notices"):
+            delivery = notify.deliver_pending(
+                conn,
+                settings.alerts_table,
+                notify.load_targets(),
+                max_age_hours=settings.notice_max_age_hours,
+            )
     finally:
         conn.close()
     return {"verdict": verdict.to_dict(), "alert": change, "notifications": delivery}

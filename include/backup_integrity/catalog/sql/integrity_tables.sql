@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS backup_integrity_alert_occurrence (
 );
 
 -- Notification outbox: written in the alert transaction, delivered after commit,
--- retried by later runs until every configured target has accepted it.
+-- retried by later runs until every configured target has accepted it or it is
+-- older than notice_max_age_hours (then expired_at is set and it is never sent).
 CREATE TABLE IF NOT EXISTS backup_integrity_notification (
     id bigserial PRIMARY KEY,
     alert_id bigint NOT NULL,
@@ -58,6 +59,7 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
     last_error text NULL,
     last_attempt_at timestamptz NULL,
     sent_at timestamptz NULL,
+    expired_at timestamptz NULL,   -- given up: older than notice_max_age_hours, never sent
     UNIQUE (alert_id, event)
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx
@@ -106,6 +108,15 @@ CREATE TABLE IF NOT EXISTS backup_integrity_repair (
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_repair_backup_idx
     ON backup_integrity_repair (backup_id, backend, recorded_at DESC);
+
+-- The first timeout of each store in a run (revision 0003_store_deadlines): a store that stops
+-- answering is asked for at most store_deadline_seconds from then, by every chunk of the run.
+CREATE TABLE IF NOT EXISTS backup_integrity_store_deadline (
+    run_id text NOT NULL,
+    backend text NOT NULL,
+    first_timeout_at timestamptz NOT NULL,
+    PRIMARY KEY (run_id, backend)
+);
 
 -- For the dashboard: failures by day, and the last byte-for-byte read of each copy,
 -- without scanning the (much larger) passing history.

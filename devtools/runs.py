@@ -36,7 +36,7 @@ def use_throwaway_airflow(home: str, **settings: str) -> None:
         del os.environ[name]
 
 
-def load_dag() -> Any:
+def load_dag(dag_id: str = DAG_ID) -> Any:
     """Parse the DAG file afresh, as every Airflow worker process does, with retries off.
 
     ``dag.test()`` runs tasks in this process and merges a run's conf into the
@@ -48,7 +48,7 @@ def load_dag() -> Any:
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert not bag.import_errors, bag.import_errors
-    loaded = bag.get_dag(DAG_ID)
+    loaded = bag.get_dag(dag_id)
     for task in loaded.tasks:
         task.retries = 0
     return loaded

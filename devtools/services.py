@@ -64,6 +64,8 @@ class PostgresServer:
     base_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="bi-pg-"))
     port: int = field(default_factory=free_port)
     user: str = "postgres"
+    #: Further server settings, ``name=value`` (``-c``), e.g. to archive WAL.
+    settings: tuple[str, ...] = ()
     _run_as: tuple[int, int] | None = None
 
     @property
@@ -126,7 +128,8 @@ class PostgresServer:
             "start",
             "-o",
             f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            + "".join(f" -c {setting}" for setting in self.settings),
         )
         return self
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up, then run the verifier once (twice, to show dedup) on the embedded default and print what it found.
+# Set up, then run the verifier (twice, to show dedup) and a restore drill on the embedded default
+# and print what they found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

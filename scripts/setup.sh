@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with the pinned requirements, and make sure PostgreSQL and Redis servers are available.
+# Create .venv with the pinned requirements, and make sure PostgreSQL (server and client), openssl
+# and Redis are available.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,27 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "setup: PostgreSQL's initdb/pg_ctl are needed (Debian: sudo apt-get install postgresql)" >&2
+    exit 1
+  fi
+fi
+
+# Restore drills, their tests and the demo run the PostgreSQL client (pg_dump, pg_restore, psql)
+# and openssl, as the Airflow workers that run drills must.
+if ! command -v pg_dump >/dev/null 2>&1 || ! command -v pg_restore >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing the PostgreSQL client from Debian's packages" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+  else
+    echo "setup: pg_dump, pg_restore and psql are needed (Debian: sudo apt-get install postgresql-client)" >&2
+    exit 1
+  fi
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing openssl from Debian's packages" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  else
+    echo "setup: openssl is needed (Debian: sudo apt-get install openssl)" >&2
     exit 1
   fi
 fi

@@ -26,6 +26,7 @@ from include.backup_integrity.catalog.schema import (
     upgrade_schema,
 )
 from tests.support.catalog_schema import (
+    DRILL_TABLE_DDL,
     advisory_waiters,
     clear_ddl_log,
     ddl_log,
@@ -44,10 +45,12 @@ VERIFIER_TABLES = [
     "backup_integrity_notification",
     "backup_integrity_object",
     "backup_integrity_repair",
+    "backup_integrity_restore",
     "backup_integrity_result",
     "backup_integrity_run",
     "backup_integrity_store_deadline",
 ]
+
 BACKUP_ID = "00000000-0000-0000-0000-0000000000b1"
 
 
@@ -63,6 +66,7 @@ def db(stores):
 def previous_release_schema(conn):
     """The verifier's tables as the previous release's first run left them, with a row in each."""
     conn.execute(read_shipped_sql("integrity_tables.sql"))
+    conn.execute("DROP TABLE backup_integrity_restore")  # that release had no restore drills
     conn.execute(
         "INSERT INTO backup_integrity_run (run_id, dag_id, mode, statistics) "
         "VALUES ('run-1', 'verify_storage_integrity', 'quick', '{\"total_backups_checked\": 1}')"
@@ -153,8 +157,9 @@ def test_a_complete_schema_of_the_previous_release_is_stamped_without_ddl(db):
     assert ddl_log(db) == [
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
-    ], "only the version table is created"
-    assert snapshot(db) == before
+        *DRILL_TABLE_DDL,
+    ], "the release's tables are only stamped; revision 0002 adds the drill history"
+    assert snapshot(db) == {**before, "backup_integrity_restore": []}
 
 
 def test_a_partial_schema_gets_only_its_missing_parts_then_is_stamped(db, postgres):
@@ -172,14 +177,17 @@ def test_a_partial_schema_gets_only_its_missing_parts_then_is_stamped(db, postgr
 
     assert upgrade_schema(db).migrated
 
-    assert sorted(set(ddl_outside_version_table(db))) == [
-        ("ALTER TABLE", "public.backup_integrity_notification"),  # its unique constraint
-        ("ALTER TABLE", "public.backup_integrity_object"),  # its column
-        ("CREATE INDEX", "public.backup_integrity_repair_backup_idx"),
-        ("CREATE INDEX", "public.backup_integrity_repair_pkey"),
-        ("CREATE INDEX", "public.backup_integrity_result_failed_idx"),
-        ("CREATE TABLE", "public.backup_integrity_repair"),
-    ]
+    assert sorted(set(ddl_outside_version_table(db))) == sorted(
+        [
+            ("ALTER TABLE", "public.backup_integrity_notification"),  # its unique constraint
+            ("ALTER TABLE", "public.backup_integrity_object"),  # its column
+            ("CREATE INDEX", "public.backup_integrity_repair_backup_idx"),
+            ("CREATE INDEX", "public.backup_integrity_repair_pkey"),
+            ("CREATE INDEX", "public.backup_integrity_result_failed_idx"),
+            ("CREATE TABLE", "public.backup_integrity_repair"),
+            *DRILL_TABLE_DDL,  # revision 0002
+        ]
+    )
     fresh = psycopg.connect(postgres.create_database(f"fresh_{uuid.uuid4().hex[:8]}"))
     try:
         upgrade_schema(fresh)

@@ -20,6 +20,7 @@ from include.backup_integrity.catalog.schema import (
     upgrade_schema,
 )
 from tests.support.catalog_schema import (
+    DRILL_TABLE_DDL,
     clear_ddl_log,
     ddl_log,
     describe_schema,
@@ -58,12 +59,18 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
     assert ddl_log(conn) == [
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
-        # Revisions after the baseline: the shared store deadline's table, the outbox's expiry column.
+        # Revisions after the baseline: the drill history, the shared store deadline's table, the
+        # outbox's expiry column.
+        *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
     ], "the release's tables are only stamped"
-    upgraded = {**as_upgraded(before), "backup_integrity_store_deadline": []}  # a new revision's table: empty
+    upgraded = {
+        **as_upgraded(before),
+        "backup_integrity_store_deadline": [],
+        "backup_integrity_restore": [],
+    }  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, "no row lost; alerts marked; expired_at"
     assert all(json.loads(row)["details"]["source"] for row in upgraded["backups_backupalert"])
     fresh = psycopg.connect(postgres.create_database(f"fresh_{uuid.uuid4().hex[:8]}"))

@@ -79,6 +79,7 @@ def test_unauthenticated_requests_are_refused_and_docs_are_off(api_server):
         "/backup-integrity/api/last-run",
         "/backup-integrity/api/coverage",
         "/backup-integrity/api/failures-per-day",
+        "/backup-integrity/api/restore-drills",
     ):
         status, body = api_server.get(path)
         assert status == 401, (path, status, body[:200])
@@ -103,7 +104,7 @@ def test_unauthenticated_requests_are_refused_and_docs_are_off(api_server):
 
     # Every section as JSON, the page as HTML, and the matrix paginated.
     answers = {}
-    for name in ("summary", "matrix", "last-run", "coverage", "failures-per-day"):
+    for name in ("summary", "matrix", "last-run", "coverage", "failures-per-day", "restore-drills"):
         status, body = api_server.get(f"/backup-integrity/api/{name}?page=2&page_size=4", token)
         assert status == 200, (name, body[:200])
         answers[name] = json.loads(body)
@@ -114,8 +115,10 @@ def test_unauthenticated_requests_are_refused_and_docs_are_off(api_server):
         "last_run",
         "coverage",
         "failures_per_day",
+        "restore_drills",
     ]
     assert answers["summary"]["matrix"] == answers["matrix"]
+    assert answers["restore-drills"] == answers["summary"]["restore_drills"] == [], "no drill ran"
     assert (answers["matrix"]["total"], answers["matrix"]["pages"], answers["matrix"]["page"]) == (10, 3, 2)
     assert len(answers["matrix"]["rows"]) == 4
     assert answers["last-run"]["statistics"]["total_backups_checked"] == 1

@@ -21,6 +21,7 @@ from include.backup_integrity.catalog.schema import VERSION_TABLE, current_revis
 from tests.support.catalog import alerts, query
 from tests.support.catalog_schema import (
     CATALOG_TABLES,
+    DRILL_TABLE_DDL,
     clear_ddl_log,
     ddl_log,
     install_ddl_log,
@@ -99,12 +100,18 @@ def test_the_first_run_upgrades_the_previous_release_with_no_data_lost_and_a_sec
     assert ddl_log(conn) == [
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
-        # Revisions after the baseline: the shared store deadline's table, the outbox's expiry column.
+        # Revisions after the baseline: the drill history, the shared store deadline's table, the
+        # outbox's expiry column.
+        *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
     ], "the release's tables are only stamped"
-    upgraded = {**as_upgraded(before), "backup_integrity_store_deadline": []}  # a new revision's table: empty
+    upgraded = {
+        **as_upgraded(before),
+        "backup_integrity_store_deadline": [],
+        "backup_integrity_restore": [],
+    }  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, (
         "every row of every table is as the release left it, its alerts marked as the package's"
     )

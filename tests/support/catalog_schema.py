@@ -29,6 +29,14 @@ CATALOG_TABLES = ("backups_backup", "backups_backupalert")
 
 DDL_LOG = "test_ddl_log"
 
+#: The DDL revision 0002_restore_drills runs on a catalog of the previous release (the drill history).
+DRILL_TABLE_DDL = [
+    ("CREATE TABLE", "public.backup_integrity_restore"),
+    ("CREATE INDEX", "public.backup_integrity_restore_pkey"),
+    ("CREATE INDEX", "public.backup_integrity_restore_backup_idx"),
+    ("CREATE INDEX", "public.backup_integrity_restore_type_idx"),
+]
+
 
 def restore_dump(dsn: str, path: Path = UPGRADE_FIXTURE) -> None:
     """Load a plain-SQL ``pg_dump`` with the system ``psql``, stopping at the first error."""

@@ -82,7 +82,15 @@ def test_the_json_carries_the_records_and_no_presentation():
 
     data = json.loads(json.dumps(view.as_json(model)))
 
-    assert list(data) == ["generated_at", "matrix", "open_alerts", "last_run", "coverage", "failures_per_day"]
+    assert list(data) == [
+        "generated_at",
+        "matrix",
+        "open_alerts",
+        "last_run",
+        "coverage",
+        "failures_per_day",
+        "restore_drills",
+    ]
     cell = data["matrix"]["rows"][0]["cells"]["r2"]
     assert cell == {
         "state": "missing",

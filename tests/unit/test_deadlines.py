@@ -191,5 +191,5 @@ def test_the_migration_creates_the_table_the_catalog_module_describes():
     revision = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(revision)
     assert revision.revision == "0003_store_deadlines"
-    assert revision.down_revision == "0001_baseline"  # 0002_restore_drills, once merged
+    assert revision.down_revision == "0002_restore_drills"
     assert revision.STORE_DEADLINE_DDL == STORE_DEADLINE_DDL

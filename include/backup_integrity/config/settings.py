@@ -151,6 +151,9 @@ class Settings(BaseModel):
     incident_ratio: Ratio = 0.5
     #: A notice not delivered this long after it was queued is marked expired, never sent late.
     notice_max_age_hours: Hours = 72
+    #: Restore drills: validated by ``config/drill_settings.py`` (None: drills not configured).
+    restore_drill: dict[str, Any] | None = None
+    wal_segment_bytes: int = 16 * 1024 * 1024
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -213,6 +216,9 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         data = raw
     if not isinstance(data, dict):
         raise ConfigError(f"Variable {VARIABLE_KEY!r} must be a JSON object, got {type(data).__name__}")
+    from include.backup_integrity.config.drill_settings import drill_values  # it imports ConfigError
+
+    data = {**data, **drill_values(data)}
     try:
         return _waits_in_order(Settings.model_validate(data))
     except ValidationError as exc:

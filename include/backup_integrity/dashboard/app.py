@@ -17,7 +17,7 @@ from include.backup_integrity.dashboard import queries, view
 from include.backup_integrity.dashboard.page import URL_PREFIX, render_page, render_waiting_page
 from include.backup_integrity.dashboard.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, DashboardError
 
-API_ENDPOINTS = ("summary", "matrix", "alerts", "last-run", "coverage", "failures-per-day")
+API_ENDPOINTS = ("summary", "matrix", "alerts", "last-run", "coverage", "failures-per-day", "restore-drills")
 
 
 def load_settings() -> Settings:
@@ -90,6 +90,13 @@ def failures_per_day(cur: Any, today: date, days: int = view.CHART_DAYS) -> list
     return view.failures_per_day(counts, today, days)
 
 
+def restore_drills(cur: Any, settings: Settings, now: datetime) -> list[view.RestoreDrillType]:
+    """Per backup type: the last restore drill, its result and age, and whether drills are overdue."""
+    from include.backup_integrity.catalog.drills import restore_overview
+
+    return view.restore_drills(restore_overview(cur, settings.alerts_table), now)
+
+
 def summary(
     cur: Any,
     settings: Settings,
@@ -107,6 +114,7 @@ def summary(
         last_run=last_run(cur),
         coverage=coverage(cur, settings, now),
         failures_per_day=failures_per_day(cur, now.date()),
+        restore_drills=restore_drills(cur, settings, now),
     )
 
 
@@ -239,6 +247,10 @@ def create_app() -> Any:
     @app.get("/api/failures-per-day")
     def api_failures() -> Response:
         return as_json(read(lambda c, s, now: failures_per_day(c, now.date())))
+
+    @app.get("/api/restore-drills")
+    def api_restore_drills() -> Response:
+        return as_json(read(restore_drills))
 
     @app.get("/api/")
     def api_index() -> Response:

@@ -28,6 +28,7 @@ from include.backup_integrity.domain.timestamps import parse_timestamp
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from include.backup_integrity.catalog.drills import RestoreTypeRow
     from include.backup_integrity.dashboard.queries import (
         AlertRows,
         CoverageRows,
@@ -397,6 +398,48 @@ def chart_start(today: date, days: int = CHART_DAYS) -> date:
     return today - timedelta(days=days - 1)
 
 
+# --------------------------------------------------------------------------- restore drills
+
+
+@dataclass(frozen=True)
+class RestoreDrillType:
+    """A backup type's last restore drill, its age, and whether drills of it are overdue."""
+
+    backup_type: str
+    backup_id: str | None
+    status: str | None
+    stage: str | None
+    message: str | None
+    drilled_at: str | None
+    age_seconds: float | None
+    age: str
+    last_passed_at: str | None
+    run_id: str | None
+    overdue: bool
+
+
+def restore_drills(rows: Iterable[RestoreTypeRow], now: datetime) -> list[RestoreDrillType]:
+    listed = []
+    for row in rows:
+        age = max(0.0, (now - row.drilled_at).total_seconds()) if row.drilled_at else None
+        listed.append(
+            RestoreDrillType(
+                backup_type=row.backup_type,
+                backup_id=row.backup_id,
+                status=row.status,
+                stage=row.stage,
+                message=row.message,
+                drilled_at=iso(row.drilled_at),
+                age_seconds=age,
+                age=human_age(age),
+                last_passed_at=iso(row.last_passed_at),
+                run_id=row.run_id,
+                overdue=row.overdue,
+            )
+        )
+    return listed
+
+
 # --------------------------------------------------------------------------- the whole page
 
 
@@ -410,6 +453,7 @@ class Summary:
     last_run: LastRun | None
     coverage: Coverage
     failures_per_day: list[DayFailures]
+    restore_drills: list[RestoreDrillType] = dataclasses.field(default_factory=list)
 
 
 def iter_states(summary: Summary) -> Iterable[tuple[str, str, str]]:

@@ -124,3 +124,31 @@ CREATE INDEX IF NOT EXISTS backup_integrity_result_failed_idx
     ON backup_integrity_result (checked_at) WHERE kind <> 'passed';
 CREATE INDEX IF NOT EXISTS backup_integrity_result_content_idx
     ON backup_integrity_result (backup_id, backend, checked_at DESC) WHERE evidence = 'content_sha256';
+
+-- One row per (restore drill run, backup): how the drill ended and where (revision
+-- 0002_restore_drills; the same text as RESTORE_TABLE_DDL in catalog/drills.py).
+CREATE TABLE IF NOT EXISTS backup_integrity_restore (
+    run_id text NOT NULL,
+    backup_id uuid NOT NULL,
+    backup_type text NOT NULL,
+    format text NOT NULL,
+    status text NOT NULL,
+    stage text NOT NULL,
+    source_backend text NULL,
+    message text NOT NULL,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL,
+    duration_seconds double precision NOT NULL,
+    bytes_fetched bigint NULL,
+    details jsonb NOT NULL DEFAULT '{}',
+    window_end timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, backup_id),
+    CONSTRAINT backup_integrity_restore_status_check CHECK (status IN ('passed', 'failed', 'error')),
+    CONSTRAINT backup_integrity_restore_stage_check
+        CHECK (stage IN ('fetch', 'decrypt', 'decompress', 'restore', 'check'))
+);
+CREATE INDEX IF NOT EXISTS backup_integrity_restore_backup_idx
+    ON backup_integrity_restore (backup_id, finished_at DESC);
+CREATE INDEX IF NOT EXISTS backup_integrity_restore_type_idx
+    ON backup_integrity_restore (backup_type, status, window_end DESC);

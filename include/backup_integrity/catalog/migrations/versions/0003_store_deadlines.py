@@ -1,10 +1,7 @@
 """The first timeout of each store in a run, shared by the run's chunks (bounded waits).
 
 Revision ID: 0003_store_deadlines
-Revises: 0001_baseline
-
-Chained to the baseline until the restore drills' ``0002_restore_drills`` is merged:
-then ``down_revision`` becomes that one (one chain, one head).
+Revises: 0002_restore_drills
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0003_store_deadlines"
-down_revision = "0001_baseline"
+down_revision = "0002_restore_drills"
 branch_labels = None
 depends_on = None
 

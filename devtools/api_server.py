@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from devtools.runs import release_metadata_db
 from devtools.services import free_port, wait_for_port
 
 
@@ -54,6 +55,7 @@ class AirflowApiServer:
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.url}/execution/",
         )
         env.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", os.urandom(16).hex())
+        release_metadata_db()  # the server writes the same metadata DB
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(self.port)],

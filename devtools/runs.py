@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,30 @@ def use_throwaway_airflow(home: str, **settings: str) -> None:
     )
     for name in [k for k in os.environ if k.startswith("AWS_")]:
         del os.environ[name]
+
+
+def release_metadata_db() -> None:
+    """Close every connection this process holds to Airflow's SQLite metadata DB.
+
+    Call it before a child process writes the same file. Seen in this suite: after
+    ``airflow tasks test`` children had written and exited, this process's pooled
+    connections (SQLite in WAL mode) wrote as if the children's rows were not there
+    (a reused XCom id, "UNIQUE constraint failed"; in the full suite, "database disk
+    image is malformed"). With no connection of ours open across a child's life,
+    the next one we open reads the file as the child left it.
+    """
+    settings = sys.modules.get("airflow.settings")
+    if settings is None:  # Airflow not loaded here: nothing of ours is open
+        return
+    from sqlalchemy.orm import close_all_sessions
+
+    close_all_sessions()
+    if settings.Session is not None:
+        settings.Session.remove()
+    if settings.engine is not None:
+        settings.engine.dispose()
+    if getattr(settings, "async_engine", None) is not None:
+        settings.async_engine.sync_engine.dispose()
 
 
 def load_dag(dag_id: str = DAG_ID) -> Any:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devtools.faultproxy import FaultProxy
-from devtools.runs import DAG_ID, xcom
+from devtools.runs import DAG_ID, release_metadata_db, xcom
 from devtools.seed import corrupt_same_size, delete, seed_backup
 from tests.support.catalog import alerts, last_check, open_alerts_by_key, query
 from tests.support.connections import s3_connection, set_connection, set_variable
@@ -280,6 +280,7 @@ def r2_requests(r2_server, monkeypatch, airflow_env):
 
 def rerun_task(task_id: str, run_id: str) -> None:
     """``airflow tasks test``: the task instance of that run, run again in a process of its own."""
+    release_metadata_db()
     done = subprocess.run(
         [sys.executable, "-m", "airflow", "tasks", "test", DAG_ID, task_id, run_id],
         env=os.environ.copy(),

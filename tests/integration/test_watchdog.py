@@ -45,16 +45,8 @@ def verifier_runs(airflow_db):
     from airflow.utils.types import DagRunType
 
     def clear() -> None:
-        """Forget every verifier run, whatever rows earlier tests left that refer to them."""
-        from airflow import settings
-
-        with settings.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # before any statement: outside a transaction
-            try:
-                conn.exec_driver_sql("DELETE FROM dag_run WHERE dag_id = ?", (VERIFIER,))
-                conn.commit()
-            finally:
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        with create_session() as session:
+            session.query(DagRun).filter(DagRun.dag_id == VERIFIER).delete()
 
     def add(interval_end: datetime, state: str) -> None:
         start = interval_end - HOUR
@@ -162,11 +154,6 @@ def test_stall_after_hours_comes_from_the_variable(stores, airflow_env, verifier
     assert report["alert"] == "resolved"
 
 
-@pytest.mark.xfail(
-    reason="order-dependent: fails after tests/integration/test_repair.py in one session, passes alone; "
-    "known, under investigation (see the closing note of this stop)",
-    strict=False,
-)
 def test_the_verifier_neither_counts_nor_resolves_the_stall_alert(
     stores, airflow_env, verifier_runs, run_dag
 ):

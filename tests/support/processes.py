@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from devtools.runs import REPO
+from devtools.runs import REPO, release_metadata_db
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -22,6 +22,7 @@ class DagProcess:
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.lines: list[str] = []
         self._changed = threading.Condition()
+        release_metadata_db()  # the child writes the same metadata DB (unless env says otherwise)
         self.process = subprocess.Popen(
             command,
             cwd=str(REPO),

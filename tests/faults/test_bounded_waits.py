@@ -6,7 +6,6 @@ silence the watchdog. Timeouts are shrunk to seconds; the rules are the same at 
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from include.backup_integrity.catalog.connection import connect_catalog
 from include.backup_integrity.config.settings import parse_settings
 from tests.support.catalog import alerts, query, results
 from tests.support.connections import s3_connection, set_connection, set_variable
-from tests.support.processes import start_dag_process
+from tests.support.processes import private_airflow_home, start_dag_process
 
 WATCHDOG = "verify_storage_integrity_watchdog"
 
@@ -87,10 +86,7 @@ def test_a_row_lock_held_while_a_run_writes_fails_it_in_bounded_time_and_the_wat
         monkeypatch,
         {**airflow_env, "db_lock_timeout_seconds": lock_seconds, "db_statement_timeout_seconds": 60},
     )
-    home = tmp_path / "verifier-home"
-    home.mkdir()
-    shutil.copy(f"{airflow_db}/airflow.db", home / "airflow.db")
-    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
+    env = private_airflow_home(airflow_db, tmp_path / "verifier-home")
 
     application = stores.connect()
     try:

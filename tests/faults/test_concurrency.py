@@ -5,7 +5,6 @@ concurrently) never produce duplicate alerts, duplicate notices or lost metadata
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from include.backup_integrity.tasks.verify import verify_and_record
 from tests.support.catalog import alerts, metadata, query
 from tests.support.connections import s3_connection
 from tests.support.faults import seed_failures
-from tests.support.processes import start_dag_process
+from tests.support.processes import private_airflow_home, start_dag_process
 
 
 def assert_one_alert_per_failure_seen_by_every_run(stores, seeded, run_ids, webhook) -> None:
@@ -118,14 +117,7 @@ def test_a_slow_scheduled_run_and_a_backfill_run_overlapping(
     slow_store = through_proxies["r2"]
     slow_store.set_mode("pass", delay=3)
     now = datetime.now(UTC).replace(microsecond=0)
-    homes = []
-    for name in ("scheduled", "backfill"):
-        home = tmp_path / name
-        home.mkdir()
-        shutil.copy(f"{airflow_db}/airflow.db", home / "airflow.db")
-        homes.append(
-            {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
-        )
+    homes = [private_airflow_home(airflow_db, tmp_path / name) for name in ("scheduled", "backfill")]
     homes[0]["AIRFLOW_CONN_BACKUP_R2"] = json.dumps(s3_connection(slow_store, read_timeout=10))
     fast_r2 = s3_connection(slow_store)
     fast_r2["extra"]["endpoint_url"] = r2_store.endpoint_url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from devtools.runs import REPO, release_metadata_db
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
 
 class DagProcess:
@@ -79,6 +81,24 @@ class DagProcess:
             f"DAG process printed no outcome (exit {self.process.returncode}):\n{self.output[-4000:]}"
         )
         return json.loads(outcome[-1])
+
+
+def private_airflow_home(airflow_db: str, home: Path) -> dict[str, str]:
+    """A copy of the suite's metadata DB in ``home``: the environment of a child that must not share it.
+
+    Copied with SQLite's backup API, never as a plain file: opening and closing the
+    live file from this process would drop the locks SQLite holds on it here.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    release_metadata_db()
+    source = sqlite3.connect(f"{airflow_db}/airflow.db")
+    target = sqlite3.connect(home / "airflow.db")
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
 
 
 def start_dag_process(

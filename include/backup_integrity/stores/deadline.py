@@ -20,12 +20,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.domain import deadlines
-from include.backup_integrity.domain.checks import Observation
+from include.backup_integrity.stores.base import GuardedBackend
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from include.backup_integrity.stores.base import Backend, FolderListing, Listed
+    from include.backup_integrity.stores.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -147,28 +147,17 @@ class StoreDeadline:
         return reason
 
 
-class DeadlineGuard:
-    """A backend that refuses requests past its :class:`StoreDeadline`."""
+class DeadlineGuard(GuardedBackend):
+    """A backend that refuses requests past its :class:`StoreDeadline`.
+
+    A request may also be refused inside botocore (between retries): the veto it
+    leaves replaces the store's own error.
+    """
 
     def __init__(self, backend: Backend, deadline: StoreDeadline) -> None:
-        self.backend = backend
-        self.name = backend.name
+        super().__init__(backend)
         self.deadline = deadline
         self._needs_seconds: float | None = None
-
-    @property
-    def requests(self) -> Any:
-        return self.backend.requests
-
-    @property
-    def reports_checksums(self) -> bool:
-        return getattr(self.backend, "reports_checksums", False)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.backend, name)
-
-    def describe(self, path: str) -> str:
-        return self.backend.describe(path)
 
     def _needs(self) -> float:
         """One connect-and-read timeout of the store's client (0 for a local folder)."""
@@ -177,39 +166,18 @@ class DeadlineGuard:
             self._needs_seconds = 0.0 if client is None else self.deadline.watch(client)
         return self._needs_seconds
 
-    def open_session(self) -> str | None:
+    def _refusal(self) -> str | None:
         refused = self.deadline.refusal(self._needs())
+        if not refused:
+            self.deadline.take_veto()  # forget a veto of an earlier request on this thread
+        return refused
+
+    def _answered(self, error: str | None) -> str | None:
+        return self.deadline.take_veto()
+
+    def open_session(self) -> str | None:
+        refused = self._refusal()
         if refused:
             return refused
-        self.deadline.take_veto()
         error = self.backend.open_session()
-        return self.deadline.take_veto() or error
-
-    def _ask(self, request: Callable[[], Observation]) -> Observation:
-        refused = self.deadline.refusal(self._needs())
-        if refused:
-            return Observation(error=refused)
-        self.deadline.take_veto()
-        observation = request()
-        vetoed = self.deadline.take_veto()
-        return Observation(error=vetoed) if vetoed else observation
-
-    def observe(self, path: str, *, read_content: bool) -> Observation:
-        return self._ask(lambda: self.backend.observe(path, read_content=read_content))
-
-    def probe(self, path: str) -> Observation:
-        return self._ask(lambda: self.backend.probe(path))
-
-    def read(self, path: str, listed: Listed | None) -> Observation:
-        return self._ask(lambda: self.backend.read(path, listed))
-
-    def list_keys(self, keys: list[str]) -> FolderListing:
-        from include.backup_integrity.stores.base import FolderListing
-
-        refused = self.deadline.refusal(self._needs())
-        if refused:
-            return FolderListing({}, 0, refused)
-        self.deadline.take_veto()
-        listing = self.backend.list_keys(keys)
-        vetoed = self.deadline.take_veto()
-        return FolderListing(listing.entries, listing.requests, vetoed) if vetoed else listing
+        return self._answered(error) or error

@@ -137,3 +137,69 @@ def add_action_routes(app: Any, read: Any) -> None:
     @app.post("/api/backups/{backup_id}/drill")
     def drill_backup(backup_id: str, user: Actor) -> JSONResponse:
         return trigger(backup_id, "drill", user)
+
+
+def add_page_routes(app: Any, read: Any) -> None:
+    """Add the console's pages: ``/alerts``, ``/alerts/{id}`` and ``/backups/{id}`` (read-only)."""
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import Depends, HTTPException, Query
+    from fastapi.responses import HTMLResponse
+
+    from include.backup_integrity.dashboard import console_queries
+    from include.backup_integrity.dashboard.page import render_console_page
+    from include.backup_integrity.dashboard.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+    User = Annotated[Any, Depends(get_user)]
+    Page = Annotated[int, Query(ge=1)]
+    PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+
+    def context(user: Any) -> dict[str, Any]:
+        """What every console page needs of its user: what they may do, and their CSRF token."""
+        return {"perms": actions.permissions(user), "csrf": actions.csrf_token(str(user.get_id()))}
+
+    @app.get("/alerts", response_class=HTMLResponse)
+    def alerts_page(
+        user: User,
+        status: str | None = None,
+        kind: str | None = None,
+        store: str | None = None,
+        severity: str | None = None,
+        age: str | None = None,
+        sort: str = "created",
+        order: str = "desc",
+        page: Page = 1,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+    ) -> HTMLResponse:
+        filters = console_queries.AlertFilters(
+            status or None, kind or None, store or None, severity or None, age or None, sort, order
+        )
+        result = read(
+            lambda cur, settings, now: console_queries.read_alerts_page(
+                cur, settings, filters, now, page, page_size
+            )
+        )
+        return HTMLResponse(render_console_page("alerts", result=result, **context(user)))
+
+    @app.get("/alerts/{alert_id}", response_class=HTMLResponse)
+    def alert_page(alert_id: int, user: User) -> HTMLResponse:
+        alert = read(lambda cur, settings, now: console_queries.read_alert(cur, settings, alert_id))
+        if alert is None:
+            raise HTTPException(status_code=404, detail=f"no alert {alert_id} written by this package")
+        return HTMLResponse(render_console_page("alert", alert=alert, **context(user)))
+
+    @app.get("/backups/{backup_id}", response_class=HTMLResponse)
+    def backup_page(
+        backup_id: str, user: User, page: Page = 1, page_size: PageSize = DEFAULT_PAGE_SIZE
+    ) -> HTMLResponse:
+        found = read(
+            lambda cur, settings, now: (
+                console_queries.read_backup(cur, settings, backup_id, page, page_size),
+                settings.restore_drill is not None,
+            )
+        )
+        backup, drill_available = found
+        if backup is None:
+            raise HTTPException(status_code=404, detail=f"no backup {backup_id!r} in the catalog")
+        return HTMLResponse(
+            render_console_page("backup", b=backup, drill_available=drill_available, **context(user))
+        )

@@ -4,7 +4,8 @@ Run: ``PYTHONPATH=$PWD .venv/bin/python -m devtools.bench_dashboard [--backups 1
 Starts a throwaway PostgreSQL, fills the catalog and the verifier's tables in SQL
 (``generate_series``: every backup checked on each of its backends in each run, one
 run in full mode, about 1% failing, spread over 30 days), then times each section of
-the page, the first and a deep page of the matrix, and the page's HTML, and prints the timings.
+the page, the first and a deep page of the matrix, and the page's HTML, the console's
+pages (alerts filtered and sorted, one alert, one backup), and prints the timings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from include.backup_integrity.catalog.schema import read_shipped_sql, upgrade_schema
 from include.backup_integrity.config.settings import Settings
+from include.backup_integrity.dashboard import console_queries
 from include.backup_integrity.dashboard.app import (
     compute_coverage,
     coverage,
@@ -61,7 +63,8 @@ def seed_scale(conn: Any, backups: int, runs: int, now: datetime) -> None:
             "INSERT INTO backups_backupalert (backup_id, alert_type, severity, message, details, "
             "notification_channels, status, created_at) "
             "SELECT backup_id, 'INTEGRITY_FAILURE', 'CRITICAL', message, jsonb_build_object('kind', kind, "
-            "'backend', backend, 'first_seen', checked_at, 'last_seen', checked_at, 'occurrences', 1), "
+            "'backend', backend, 'first_seen', checked_at, 'last_seen', checked_at, 'occurrences', 1, "
+            "'source', 'verify_storage_integrity', 'producer', 'verify_storage_integrity'), "
             "'[]'::jsonb, 'ACTIVE', checked_at FROM backup_integrity_result "
             "WHERE run_id = %s AND kind <> 'passed'",
             [f"run_{runs - 1}"],
@@ -111,6 +114,13 @@ def main() -> None:
         deep_page = max(1, args.backups // 50 - 1)
         with conn.cursor() as cur:
             first_page = summary(cur, settings, 1, 50, now)
+            cur.execute("SELECT id, backup_id::text FROM backups_backupalert ORDER BY id DESC LIMIT 1")
+            alert_id, failing_backup = cur.fetchone()
+            cur.execute("SELECT count(*) FROM backups_backupalert")
+            alert_rows = cur.fetchone()[0]
+            filters = console_queries.AlertFilters
+            active = filters(status="ACTIVE", sort="severity")
+            deep_alerts = max(1, alert_rows // 50)
             sections = {
                 "matrix page 1 (50 rows)": lambda: matrix(cur, settings, 1, 50),
                 f"matrix page {deep_page} (50 rows)": lambda: matrix(cur, settings, deep_page, 50),
@@ -122,6 +132,23 @@ def main() -> None:
                 "failures per day (30)": lambda: failures_per_day(cur, now.date()),
                 "whole page (coverage cached)": lambda: summary(cur, settings, 1, 50, now),
                 "page HTML (templates only)": functools.partial(render_page, first_page),
+                f"alerts page 1 of {alert_rows} (newest)": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(), now
+                ),
+                f"alerts page {deep_alerts} (newest)": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(), now, deep_alerts
+                ),
+                "alerts: ACTIVE by severity": lambda: console_queries.read_alerts_page(
+                    cur, settings, active, now
+                ),
+                "alerts: missing on r2, 7 days": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(kind="missing", store="r2", age="7d"), now
+                ),
+                "alerts: sorted by store": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(sort="store", order="asc"), now
+                ),
+                "an alert's page": lambda: console_queries.read_alert(cur, settings, alert_id),
+                "a backup's page": lambda: console_queries.read_backup(cur, settings, failing_backup),
             }
             for name, fn in sections.items():
                 ms, _ = timed(fn)

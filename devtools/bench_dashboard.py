@@ -32,8 +32,12 @@ from include.backup_integrity.dashboard.app import (
 from include.backup_integrity.dashboard.page import render_page
 
 
-def seed_scale(conn: Any, backups: int, runs: int, now: datetime) -> None:
-    """Fill the catalog and the verifier's tables in SQL; ``runs`` checks of every copy."""
+def seed_scale(conn: Any, backups: int, runs: int, now: datetime, resolved_alerts: int = 0) -> None:
+    """Fill the catalog and the verifier's tables in SQL; ``runs`` checks of every copy.
+
+    ``resolved_alerts`` adds that many resolved alerts of the past year (the history a
+    long-lived catalog accumulates), for the console's alerts and backup pages.
+    """
     with conn.cursor() as cur:
         cur.execute(read_shipped_sql("catalog_tables.sql"))
         cur.execute(
@@ -70,6 +74,18 @@ def seed_scale(conn: Any, backups: int, runs: int, now: datetime) -> None:
             [f"run_{runs - 1}"],
         )
         cur.execute(
+            "INSERT INTO backups_backupalert (backup_id, alert_type, severity, message, details, "
+            "notification_channels, status, resolved_at, created_at) "
+            "SELECT md5((1 + i %% %s)::text)::uuid, 'INTEGRITY_FAILURE', "
+            "(ARRAY['CRITICAL','ERROR','WARNING'])[1 + i %% 3], 'old failure ' || i, "
+            "jsonb_build_object('kind', (ARRAY['missing','size_mismatch','checksum_mismatch'])[1 + i %% 3], "
+            "'backend', (ARRAY['local','r2','b2'])[1 + i %% 3], 'source', 'verify_storage_integrity', "
+            "'producer', 'verify_storage_integrity', 'resolution', 'passed'), '[]'::jsonb, 'RESOLVED', "
+            "%s - (i * interval '5 minutes'), %s - (i * interval '5 minutes') - interval '1 hour' "
+            "FROM generate_series(1, %s) i",
+            [backups, now, now, resolved_alerts],
+        )
+        cur.execute(
             "INSERT INTO backup_integrity_run (run_id, dag_id, mode, statistics) "
             "VALUES (%s, 'verify_storage_integrity', 'quick', %s::jsonb)",
             [f"run_{runs - 1}", f'{{"total_backups_checked": {backups}}}'],
@@ -97,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backups", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--resolved-alerts", type=int, default=100_000)
     args = parser.parse_args()
     server = PostgresServer().start()
     try:
@@ -105,7 +122,7 @@ def main() -> None:
         upgrade_schema(conn)
         now = datetime.now(UTC)
         started = time.perf_counter()
-        seed_scale(conn, args.backups, args.runs, now)
+        seed_scale(conn, args.backups, args.runs, now, args.resolved_alerts)
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM backup_integrity_result")
             result_rows = cur.fetchone()[0]
@@ -114,7 +131,10 @@ def main() -> None:
         deep_page = max(1, args.backups // 50 - 1)
         with conn.cursor() as cur:
             first_page = summary(cur, settings, 1, 50, now)
-            cur.execute("SELECT id, backup_id::text FROM backups_backupalert ORDER BY id DESC LIMIT 1")
+            cur.execute(
+                "SELECT id, backup_id::text FROM backups_backupalert WHERE status = 'ACTIVE' "
+                "ORDER BY id DESC LIMIT 1"
+            )
             alert_id, failing_backup = cur.fetchone()
             cur.execute("SELECT count(*) FROM backups_backupalert")
             alert_rows = cur.fetchone()[0]

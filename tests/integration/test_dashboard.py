@@ -307,6 +307,14 @@ def test_console_actions_answer_by_airflow_permissions_and_refuse_forgeries(cons
     assert b"page 2 of 3" in page
     assert console.get("/backup-integrity/alerts?status=OPENISH", op)[0] == 400
 
+    # A backup's checks, all stores or one store's, paginated.
+    backup_page = f"/backup-integrity/backups/{seeded['missing_r2'].id}"
+    status, page = console.get(f"{backup_page}?page_size=2", op)
+    assert (status, b"Checks (3)" in page, b"page 1 of 2" in page) == (200, True, True)
+    status, page = console.get(f"{backup_page}?store=r2", op)
+    assert b"Checks (1 on r2)" in page
+    assert console.get(f"/backup-integrity/backups/{uuid.uuid4()}", op)[0] == 404
+
 
 def test_the_console_in_chromium_acknowledge_note_unacknowledge_reverify(console, seeded, stores):
     from playwright.sync_api import sync_playwright

@@ -243,6 +243,7 @@ class BackupDetail(NamedTuple):
     checks_total: int
     checks_page: int
     checks_page_size: int
+    checks_store: str | None
     alerts: list[AlertDetail]
     repairs: list[RepairRow]
     drills: list[DrillRow]
@@ -253,9 +254,17 @@ class BackupDetail(NamedTuple):
 
 
 def read_backup(
-    cur: Any, settings: Settings, backup_id: str, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+    cur: Any,
+    settings: Settings,
+    backup_id: str,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    store: str | None = None,
 ) -> BackupDetail | None:
-    """One backup and everything recorded about it; None when the catalog has no such backup."""
+    """One backup and everything recorded about it; None when the catalog has no such backup.
+
+    Its checks are paginated, newest first, all stores or only ``store``'s.
+    """
     check_page(page, page_size)
     canonical = as_uuid(backup_id)
     if canonical is None:
@@ -286,12 +295,17 @@ def read_backup(
         )
         for b in backends
     ]
-    cur.execute("SELECT count(*) FROM backup_integrity_result WHERE backup_id = %s::uuid", [canonical])
+    of_store = "AND backend = %s " if store else ""
+    store_params = [store] if store else []
+    cur.execute(
+        f"SELECT count(*) FROM backup_integrity_result WHERE backup_id = %s::uuid {of_store}",
+        [canonical, *store_params],
+    )
     checks_total = cur.fetchone()[0]
     cur.execute(
         "SELECT run_id, backend, kind, mode, evidence, message, checked_at FROM backup_integrity_result "
-        "WHERE backup_id = %s::uuid ORDER BY checked_at DESC, backend LIMIT %s OFFSET %s",
-        [canonical, page_size, (page - 1) * page_size],
+        f"WHERE backup_id = %s::uuid {of_store}ORDER BY checked_at DESC, backend LIMIT %s OFFSET %s",
+        [canonical, *store_params, page_size, (page - 1) * page_size],
     )
     checks = [CheckRow(*row) for row in cur.fetchall()]
     cur.execute(
@@ -317,4 +331,6 @@ def read_backup(
             [canonical],
         )
         drills = [DrillRow(*row) for row in cur.fetchall()]
-    return BackupDetail(*backup, copies, checks, checks_total, page, page_size, alerts, repairs, drills)
+    return BackupDetail(
+        *backup, copies, checks, checks_total, page, page_size, store, alerts, repairs, drills
+    )

@@ -189,11 +189,15 @@ def add_page_routes(app: Any, read: Any) -> None:
 
     @app.get("/backups/{backup_id}", response_class=HTMLResponse)
     def backup_page(
-        backup_id: str, user: User, page: Page = 1, page_size: PageSize = DEFAULT_PAGE_SIZE
+        backup_id: str,
+        user: User,
+        page: Page = 1,
+        page_size: PageSize = DEFAULT_PAGE_SIZE,
+        store: str | None = None,
     ) -> HTMLResponse:
         found = read(
             lambda cur, settings, now: (
-                console_queries.read_backup(cur, settings, backup_id, page, page_size),
+                console_queries.read_backup(cur, settings, backup_id, page, page_size, store or None),
                 settings.restore_drill is not None,
             )
         )

@@ -142,3 +142,36 @@ def test_concurrent_notes_are_all_kept(stores, catalog):
     expected = sorted(f"{n}-{i}" for n in range(4) for i in range(5))
     assert sorted(n["text"] for n in details["notes"]) == expected
     assert len(details["history"]) == 20
+
+
+def test_the_verifier_keeps_an_acknowledged_alert_open_unnotified_and_resolves_it(stores, catalog):
+    from include.backup_integrity.catalog.alert_store import apply_alert_changes
+    from tests.support.records import check_result
+
+    backup = seed_backup(stores)
+    times = ("2026-11-30T10:00:00+00:00", "2026-11-30T11:00:00+00:00", "2026-11-30T12:00:00+00:00")
+
+    def run(kind, run_id, at):
+        with transaction(catalog) as cur:
+            apply_alert_changes(cur, ALERTS, [check_result(backup.id, "r2", kind, checked_at=at)], run_id)
+
+    def notices():
+        with transaction(catalog) as cur:
+            cur.execute("SELECT event FROM backup_integrity_notification ORDER BY id")
+            return [row[0] for row in cur.fetchall()]
+
+    run("missing", "run-1", times[0])
+    with transaction(catalog) as cur:
+        cur.execute(f"SELECT id FROM {ALERTS}")
+        (alert_id,) = cur.fetchone()
+    act_on_alert(catalog, ALERTS, alert_id, ACKNOWLEDGE, "op", note="known")
+
+    run("missing", "run-2", times[1])
+    status, _, acked_by, details = row(catalog, alert_id)
+    assert (status, acked_by, details["occurrences"]) == ("ACKNOWLEDGED", "op", 2), "still open, counted"
+    assert notices() == ["opened"], "not notified again while the failure persists"
+    assert [n["text"] for n in details["notes"]] == ["known"], "the verifier's update keeps notes"
+
+    run("passed", "run-3", times[2])
+    assert row(catalog, alert_id)[0] == "RESOLVED"
+    assert notices() == ["opened", "resolved"]

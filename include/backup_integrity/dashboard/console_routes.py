@@ -1,4 +1,4 @@
-"""The console's action routes: acknowledge, unacknowledge and annotate alerts; trigger runs.
+"""The console's routes: actions on alerts, triggered runs, and the pages of alerts and backups.
 
 Each action is its own short write transaction on a connection of its own (the
 pages stay read-only); who may act is asked of Airflow's auth manager

@@ -30,6 +30,9 @@ class AirflowApiServer:
     env: dict[str, str]
     username: str = "ops"
     password: str = field(default_factory=lambda: os.urandom(9).hex())
+    #: More users of the simple auth manager, by name: their role (``viewer``, ``user``, ``op``, ...).
+    roles: dict[str, str] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: str = field(default_factory=lambda: tempfile.mktemp(prefix="bi-api-server-", suffix=".log"))
@@ -41,20 +44,26 @@ class AirflowApiServer:
     def start(self, timeout: float = 120.0) -> AirflowApiServer:
         home = self.env["AIRFLOW_HOME"]
         passwords = os.path.join(home, "simple_auth_passwords.json")
+        for name in self.roles:
+            self.passwords.setdefault(name, os.urandom(9).hex())
+        self.passwords[self.username] = self.password
         with open(passwords, "w") as handle:
-            json.dump({self.username: self.password}, handle)
+            json.dump(self.passwords, handle)
+        users = ",".join(f"{name}:{role}" for name, role in {self.username: "admin", **self.roles}.items())
         env = dict(self.env)
         env.update(
             AIRFLOW__CORE__AUTH_MANAGER=(
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
-            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{self.username}:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=users,
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=passwords,
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
             AIRFLOW__API__BASE_URL=self.url,
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.url}/execution/",
         )
         env.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", os.urandom(16).hex())
+        # Shared by every worker: the console's CSRF tokens are HMACs under it.
+        env.setdefault("AIRFLOW__API__SECRET_KEY", os.urandom(16).hex())
         release_metadata_db()  # the server writes the same metadata DB
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -91,11 +100,12 @@ class AirflowApiServer:
         except OSError:
             return ""
 
-    def token(self) -> str:
-        """A JWT for the known user, from the auth manager's real login endpoint."""
+    def token(self, username: str | None = None) -> str:
+        """A JWT for a known user (the first by default), from the auth manager's real login endpoint."""
+        username = username or self.username
         request = urllib.request.Request(
             f"{self.url}/auth/token",
-            data=json.dumps({"username": self.username, "password": self.password}).encode(),
+            data=json.dumps({"username": username, "password": self.passwords[username]}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
@@ -105,6 +115,38 @@ class AirflowApiServer:
     def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         headers: dict[str, Any] = {"Authorization": f"Bearer {token}"} if token else {}
         request = urllib.request.Request(f"{self.url}{path}", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        cookie_token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """POST JSON as a script would (``token``: Bearer) or as a browser would (``cookie_token``)."""
+        sent: dict[str, str] = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        if cookie_token:
+            sent["Cookie"] = f"_token={cookie_token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}{path}", data=data, headers=sent, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def get_as_browser(self, path: str, cookie_token: str) -> tuple[int, bytes]:
+        """GET with the session cookie, as the browser sends it."""
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Cookie": f"_token={cookie_token}"})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, response.read()

@@ -4,7 +4,8 @@ Run: ``PYTHONPATH=$PWD .venv/bin/python -m devtools.bench_dashboard [--backups 1
 Starts a throwaway PostgreSQL, fills the catalog and the verifier's tables in SQL
 (``generate_series``: every backup checked on each of its backends in each run, one
 run in full mode, about 1% failing, spread over 30 days), then times each section of
-the page, the first and a deep page of the matrix, and the page's HTML, and prints the timings.
+the page, the first and a deep page of the matrix, and the page's HTML, the console's
+pages (alerts filtered and sorted, one alert, one backup), and prints the timings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from include.backup_integrity.catalog.schema import read_shipped_sql, upgrade_schema
 from include.backup_integrity.config.settings import Settings
+from include.backup_integrity.dashboard import console_queries
 from include.backup_integrity.dashboard.app import (
     compute_coverage,
     coverage,
@@ -30,10 +32,13 @@ from include.backup_integrity.dashboard.app import (
 from include.backup_integrity.dashboard.page import render_page
 
 
-def seed_scale(conn: Any, backups: int, runs: int, now: datetime) -> None:
-    """Fill the catalog and the verifier's tables in SQL; ``runs`` checks of every copy."""
+def seed_scale(conn: Any, backups: int, runs: int, now: datetime, resolved_alerts: int = 0) -> None:
+    """Fill the catalog and the verifier's tables in SQL; ``runs`` checks of every copy.
+
+    ``resolved_alerts`` adds that many resolved alerts of the past year (the history a
+    long-lived catalog accumulates), for the console's alerts and backup pages.
+    """
     with conn.cursor() as cur:
-        cur.execute(read_shipped_sql("catalog_tables.sql"))
         cur.execute(
             "INSERT INTO backups_backup (id, backup_type, filename, size_bytes, checksum, local_path, "
             "r2_path, b2_path, status, created_at) "
@@ -61,10 +66,23 @@ def seed_scale(conn: Any, backups: int, runs: int, now: datetime) -> None:
             "INSERT INTO backups_backupalert (backup_id, alert_type, severity, message, details, "
             "notification_channels, status, created_at) "
             "SELECT backup_id, 'INTEGRITY_FAILURE', 'CRITICAL', message, jsonb_build_object('kind', kind, "
-            "'backend', backend, 'first_seen', checked_at, 'last_seen', checked_at, 'occurrences', 1), "
+            "'backend', backend, 'first_seen', checked_at, 'last_seen', checked_at, 'occurrences', 1, "
+            "'source', 'verify_storage_integrity', 'producer', 'verify_storage_integrity'), "
             "'[]'::jsonb, 'ACTIVE', checked_at FROM backup_integrity_result "
             "WHERE run_id = %s AND kind <> 'passed'",
             [f"run_{runs - 1}"],
+        )
+        cur.execute(
+            "INSERT INTO backups_backupalert (backup_id, alert_type, severity, message, details, "
+            "notification_channels, status, resolved_at, created_at) "
+            "SELECT md5((1 + i %% %s)::text)::uuid, 'INTEGRITY_FAILURE', "
+            "(ARRAY['CRITICAL','ERROR','WARNING'])[1 + i %% 3], 'old failure ' || i, "
+            "jsonb_build_object('kind', (ARRAY['missing','size_mismatch','checksum_mismatch'])[1 + i %% 3], "
+            "'backend', (ARRAY['local','r2','b2'])[1 + i %% 3], 'source', 'verify_storage_integrity', "
+            "'producer', 'verify_storage_integrity', 'resolution', 'passed'), '[]'::jsonb, 'RESOLVED', "
+            "%s - (i * interval '5 minutes'), %s - (i * interval '5 minutes') - interval '1 hour' "
+            "FROM generate_series(1, %s) i",
+            [backups, now, now, resolved_alerts],
         )
         cur.execute(
             "INSERT INTO backup_integrity_run (run_id, dag_id, mode, statistics) "
@@ -94,15 +112,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backups", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--resolved-alerts", type=int, default=100_000)
     args = parser.parse_args()
     server = PostgresServer().start()
     try:
         dsn = server.create_database("bench")
         conn = psycopg.connect(dsn)
+        # The application's tables come first, as in production: the verifier's migrations index them.
+        conn.execute(read_shipped_sql("catalog_tables.sql"))
+        conn.commit()
         upgrade_schema(conn)
         now = datetime.now(UTC)
         started = time.perf_counter()
-        seed_scale(conn, args.backups, args.runs, now)
+        seed_scale(conn, args.backups, args.runs, now, args.resolved_alerts)
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM backup_integrity_result")
             result_rows = cur.fetchone()[0]
@@ -111,6 +133,16 @@ def main() -> None:
         deep_page = max(1, args.backups // 50 - 1)
         with conn.cursor() as cur:
             first_page = summary(cur, settings, 1, 50, now)
+            cur.execute(
+                "SELECT id, backup_id::text FROM backups_backupalert WHERE status = 'ACTIVE' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+            alert_id, failing_backup = cur.fetchone()
+            cur.execute("SELECT count(*) FROM backups_backupalert")
+            alert_rows = cur.fetchone()[0]
+            filters = console_queries.AlertFilters
+            active = filters(status="ACTIVE", sort="severity")
+            deep_alerts = max(1, alert_rows // 50)
             sections = {
                 "matrix page 1 (50 rows)": lambda: matrix(cur, settings, 1, 50),
                 f"matrix page {deep_page} (50 rows)": lambda: matrix(cur, settings, deep_page, 50),
@@ -122,6 +154,23 @@ def main() -> None:
                 "failures per day (30)": lambda: failures_per_day(cur, now.date()),
                 "whole page (coverage cached)": lambda: summary(cur, settings, 1, 50, now),
                 "page HTML (templates only)": functools.partial(render_page, first_page),
+                f"alerts page 1 of {alert_rows} (newest)": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(), now
+                ),
+                f"alerts page {deep_alerts} (newest)": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(), now, deep_alerts
+                ),
+                "alerts: ACTIVE by severity": lambda: console_queries.read_alerts_page(
+                    cur, settings, active, now
+                ),
+                "alerts: missing on r2, 7 days": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(kind="missing", store="r2", age="7d"), now
+                ),
+                "alerts: sorted by store": lambda: console_queries.read_alerts_page(
+                    cur, settings, filters(sort="store", order="asc"), now
+                ),
+                "an alert's page": lambda: console_queries.read_alert(cur, settings, alert_id),
+                "a backup's page": lambda: console_queries.read_backup(cur, settings, failing_backup),
             }
             for name, fn in sections.items():
                 ms, _ = timed(fn)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
 
 export BI_ARTEFACTS_DIR="${BI_ARTEFACTS_DIR:-$PWD/artefacts}"
-SCREENSHOTS=(dashboard.png)
+SCREENSHOTS=(dashboard.png console-overview.png console-backup.png console-alerts.png console-alert.png)
 
 # A screenshot left by an earlier run must never be taken for a new one.
 for shot in "${SCREENSHOTS[@]}"; do rm -f "$BI_ARTEFACTS_DIR/$shot"; done

@@ -26,6 +26,7 @@ from include.backup_integrity.catalog.schema import (
     upgrade_schema,
 )
 from tests.support.catalog_schema import (
+    ALERT_INDEX_DDL,
     DRILL_TABLE_DDL,
     advisory_waiters,
     clear_ddl_log,
@@ -39,7 +40,7 @@ from tests.support.catalog_schema import (
 )
 from tests.support.connections import set_connection, set_variable
 
-HEAD = "0005_notice_expiry"
+HEAD = "0009_console_indexes"
 VERIFIER_TABLES = [
     "backup_integrity_alert_occurrence",
     "backup_integrity_notification",
@@ -158,7 +159,8 @@ def test_a_complete_schema_of_the_previous_release_is_stamped_without_ddl(db):
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         *DRILL_TABLE_DDL,
-    ], "the release's tables are only stamped; revision 0002 adds the drill history"
+        *ALERT_INDEX_DDL,
+    ], "the release's tables are only stamped; revision 0002 adds the drill history, 0009 indexes"
     assert snapshot(db) == {**before, "backup_integrity_restore": []}
 
 
@@ -186,6 +188,7 @@ def test_a_partial_schema_gets_only_its_missing_parts_then_is_stamped(db, postgr
             ("CREATE INDEX", "public.backup_integrity_result_failed_idx"),
             ("CREATE TABLE", "public.backup_integrity_repair"),
             *DRILL_TABLE_DDL,  # revision 0002
+            *ALERT_INDEX_DDL,  # revision 0009
         ]
     )
     fresh = psycopg.connect(postgres.create_database(f"fresh_{uuid.uuid4().hex[:8]}"))
@@ -346,3 +349,29 @@ def test_the_dashboard_says_it_waits_for_the_verifier_while_the_schema_is_behind
     upgrade_schema(db)
     assert client.get("/api/alerts").status_code == 200
     assert 'id="schema-waiting"' not in client.get("/").text
+
+
+def test_the_alert_table_gets_the_consoles_indexes_but_no_second_one_on_backup_id(stores):
+    conn = psycopg.connect(stores.catalog_dsn)
+    try:
+        conn.execute("CREATE INDEX backups_backupalert_backup_id_5f0b2c ON backups_backupalert (backup_id)")
+        conn.commit()
+        upgrade_schema(conn)
+        indexes = {
+            name
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'backups_backupalert'"
+            ).fetchall()
+        }
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'backups_backupalert'"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert indexes == {
+        "backups_backupalert_pkey",
+        "backups_backupalert_backup_id_5f0b2c",  # the application's (Django's foreign key)
+        "backup_integrity_alert_status_idx",
+        "backup_integrity_alert_created_idx",
+    }
+    assert len(columns) == 12, "indexes only, never a column"

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
+import uuid
 from pathlib import Path
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from devtools.api_server import AirflowApiServer
 from devtools.runs import REPO
 from devtools.seed import corrupt_same_size, delete, seed_backup, truncate
+from tests.support.catalog import alerts, query
 from tests.support.connections import set_variable
+from tests.support.ownership import insert_alert_row
 
 pytestmark = pytest.mark.browser
 
@@ -186,3 +194,221 @@ def test_the_page_shows_the_seeded_failures_in_chromium(api_server, seeded):
     assert chart >= 1, "today's failures are drawn"
     assert "total_backups_checked" in last_run
     assert screenshot.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- the console
+
+CONSOLE_ROLES = {"viewer": "viewer", "op": "user"}  # User: the lowest role that may act
+
+
+def reserialize_dags() -> None:
+    """What a dag-processor does: the API server triggers only DAGs serialized in its database."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "reserialize"],
+        check=True,
+        env=dict(os.environ),
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def console(seeded, airflow_db):
+    reserialize_dags()
+    server = AirflowApiServer(env=dict(os.environ), roles=dict(CONSOLE_ROLES)).start()
+    yield server
+    server.stop()
+
+
+def alert_of(stores, backup_id):
+    (row,) = [r for r in alerts(stores) if r["backup_id"] == backup_id]
+    return row
+
+
+def alert_row(stores, alert_id):
+    (row,) = query(
+        stores,
+        "SELECT status, acknowledged_at, acknowledged_by, details FROM backups_backupalert WHERE id = %s",
+        [alert_id],
+    )
+    return row
+
+
+def csrf_of(page_html: bytes) -> str:
+    match = re.search(rb'<meta name="csrf-token" content="([0-9a-f]{64})">', page_html)
+    assert match, "the page carries the user's CSRF token"
+    return match.group(1).decode()
+
+
+def test_console_actions_answer_by_airflow_permissions_and_refuse_forgeries(console, seeded, stores):
+    missing = alert_of(stores, seeded["missing_r2"].id)
+    resolved = alert_of(stores, seeded["repaired_local"].id)
+    assert resolved["status"] == "RESOLVED"
+    with psycopg.connect(stores.catalog_dsn) as conn:
+        foreign = insert_alert_row(conn, {"kind": "missing", "backend": "r2"})
+    failed_backup = seed_backup(stores, status="FAILED")
+    viewer, op = console.token("viewer"), console.token("op")
+    before = alert_row(stores, missing["id"])
+    acknowledge = f"/backup-integrity/api/alerts/{missing['id']}/acknowledge"
+
+    # A Viewer may read, never act: 403, and nothing changes.
+    assert console.get(f"/backup-integrity/alerts/{missing['id']}", viewer)[0] == 200
+    for path, body in (
+        (acknowledge, {"note": "forged"}),
+        (f"/backup-integrity/api/alerts/{missing['id']}/notes", {"text": "forged"}),
+        (f"/backup-integrity/api/backups/{seeded['missing_r2'].id}/verify", None),
+    ):
+        status, answer = console.post(path, body, token=viewer)
+        assert status == 403, (path, answer)
+    assert alert_row(stores, missing["id"]) == before
+
+    # A browser's request (the session cookie) needs the CSRF token of its user; a script's does not.
+    status, answer = console.post(acknowledge, cookie_token=op)
+    assert (status, b"X-CSRF-Token" in answer) == (403, True)
+    status, _ = console.post(acknowledge, cookie_token=op, headers={"X-CSRF-Token": "0" * 64})
+    assert status == 403
+    viewer_token = csrf_of(console.get_as_browser(f"/backup-integrity/alerts/{missing['id']}", viewer)[1])
+    status, _ = console.post(acknowledge, cookie_token=op, headers={"X-CSRF-Token": viewer_token})
+    assert status == 403, "another user's token is no use"
+    assert alert_row(stores, missing["id"]) == before
+
+    # Bad input, unknown and foreign rows, resolved alerts.
+    notes = f"/backup-integrity/api/alerts/{missing['id']}/notes"
+    assert console.post(notes, {"text": ""}, token=op)[0] == 422
+    assert console.post(notes, {"text": "x" * 2001}, token=op)[0] == 422
+    assert console.post(notes, {}, token=op)[0] == 422
+    assert console.post("/backup-integrity/api/alerts/987654/acknowledge", token=op)[0] == 404
+    assert console.post(f"/backup-integrity/api/alerts/{foreign}/acknowledge", token=op)[0] == 404
+    assert console.get(f"/backup-integrity/alerts/{foreign}", op)[0] == 404
+    assert console.post(f"/backup-integrity/api/alerts/{resolved['id']}/acknowledge", token=op)[0] == 409
+    assert alert_row(stores, missing["id"]) == before
+    assert console.post(f"/backup-integrity/api/backups/{uuid.uuid4()}/verify", token=op)[0] == 404
+    assert console.post("/backup-integrity/api/backups/not-a-uuid/verify", token=op)[0] == 404
+    assert console.post(f"/backup-integrity/api/backups/{failed_backup.id}/verify", token=op)[0] == 409
+
+    # A script acknowledges with a Bearer token, twice: the second changes nothing.
+    status, answer = console.post(acknowledge, {"note": "on it"}, token=op)
+    assert (status, json.loads(answer)["changed"]) == (200, True)
+    status, answer = console.post(acknowledge, token=op)
+    assert (status, json.loads(answer)) == (200, {**json.loads(answer), "changed": False})
+    row = alert_row(stores, missing["id"])
+    assert (row["status"], row["acknowledged_by"]) == ("ACKNOWLEDGED", "op")
+    assert [h["action"] for h in row["details"]["history"]] == ["acknowledge"]
+    status, answer = console.post(f"/backup-integrity/api/alerts/{missing['id']}/unacknowledge", token=op)
+    assert (status, json.loads(answer)["status"]) == (200, "ACTIVE")
+
+    # The alerts page filters, sorts and paginates.
+    status, page = console.get("/backup-integrity/alerts?status=RESOLVED", op)
+    assert status == 200
+    assert page.count(b"<tr data-alert-id=") == 1
+    status, page = console.get("/backup-integrity/alerts?kind=missing&store=r2&age=1d&sort=severity", op)
+    assert page.count(b"<tr data-alert-id=") == 1
+    status, page = console.get("/backup-integrity/alerts?page_size=2&page=2&sort=kind&order=asc", op)
+    assert b"page 2 of 3" in page
+    assert console.get("/backup-integrity/alerts?status=OPENISH", op)[0] == 400
+
+    # A backup's checks, all stores or one store's, paginated.
+    backup_page = f"/backup-integrity/backups/{seeded['missing_r2'].id}"
+    status, page = console.get(f"{backup_page}?page_size=2", op)
+    assert (status, b"Checks (3)" in page, b"page 1 of 2" in page) == (200, True, True)
+    status, page = console.get(f"{backup_page}?store=r2", op)
+    assert b"Checks (1 on r2)" in page
+    assert console.get(f"/backup-integrity/backups/{uuid.uuid4()}", op)[0] == 404
+
+
+def test_the_console_in_chromium_acknowledge_note_unacknowledge_reverify(console, seeded, stores):
+    from playwright.sync_api import sync_playwright
+
+    missing = alert_of(stores, seeded["missing_r2"].id)
+    backup_id = seeded["missing_r2"].id
+    shots = artefacts_dir()
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            op = logged_in(browser, console, "op")
+            op.goto(f"{console.url}/backup-integrity/")
+            op.locator(f'#open-alerts tr[data-alert-id="{missing["id"]}"] a').first.click()
+            op.wait_for_url(f"{console.url}/backup-integrity/alerts/{missing['id']}")
+            op.locator(f"#ack-note-{missing['id']}").fill("copy on r2 deleted by the cleanup job <b>x</b>")
+            op.get_by_role("button", name="Acknowledge").click()
+            op.locator("#alert-status", has_text="ACKNOWLEDGED").wait_for(timeout=30_000)
+            assert "copy on r2 deleted by the cleanup job <b>x</b>" in op.locator("#notes").inner_text()
+            assert "acknowledge by op" in op.locator("#history").inner_text()
+            assert op.locator("#acknowledged").inner_text().startswith("op at ")
+            op.screenshot(path=str(shots / "console-alert.png"), full_page=True)
+            row = alert_row(stores, missing["id"])
+            assert (row["status"], row["acknowledged_by"]) == ("ACKNOWLEDGED", "op")
+            assert row["details"]["notes"][0]["text"] == "copy on r2 deleted by the cleanup job <b>x</b>"
+
+            op.get_by_role("button", name="Unacknowledge").click()
+            op.locator("#alert-status", has_text="ACTIVE").wait_for(timeout=30_000)
+            history = op.locator("#history li").all_inner_texts()
+            assert [entry.split(" by ")[0] for entry in history] == ["acknowledge", "unacknowledge"]
+            assert alert_row(stores, missing["id"])["acknowledged_by"] is None
+
+            # A browser POST without the CSRF header is refused.
+            status = op.evaluate(
+                "url => fetch(url, {method: 'POST', credentials: 'same-origin'}).then(r => r.status)",
+                f"{console.url}/backup-integrity/api/alerts/{missing['id']}/acknowledge",
+            )
+            assert status == 403
+            assert alert_row(stores, missing["id"])["status"] == "ACTIVE"
+
+            op.goto(f"{console.url}/backup-integrity/backups/{backup_id}")
+            assert op.locator('#copies tr[data-backend="r2"]').inner_text().split("\t")[1] == "missing"
+            op.screenshot(path=str(shots / "console-backup.png"), full_page=True)
+            op.get_by_role("button", name="Re-verify (full read)").click()
+            op.locator("#triggered-run").wait_for(timeout=60_000)
+            run_id = op.locator("#action-result").get_attribute("data-run-id")
+            assert op.locator("#triggered-run").get_attribute("href") == (
+                f"{console.url}/dags/verify_storage_integrity/runs/{quote(run_id, safe='')}"
+            )
+
+            op.goto(f"{console.url}/backup-integrity/")
+            op.screenshot(path=str(shots / "console-overview.png"), full_page=True)
+            op.goto(f"{console.url}/backup-integrity/alerts")
+            op.screenshot(path=str(shots / "console-alerts.png"), full_page=True)
+
+            viewer = logged_in(browser, console, "viewer")
+            for path in (
+                f"/backup-integrity/alerts/{missing['id']}",
+                f"/backup-integrity/backups/{backup_id}",
+            ):
+                viewer.goto(f"{console.url}{path}")
+                viewer.locator("h1").wait_for()
+                assert viewer.locator("button[data-action]").count() == 0, f"{path}: no buttons for a Viewer"
+            before = alert_row(stores, missing["id"])
+            forged = viewer.evaluate(
+                """url => fetch(url, {method: 'POST', credentials: 'same-origin', headers: {
+                    'Content-Type': 'application/json',
+                    'X-CSRF-Token': document.querySelector('meta[name="csrf-token"]').content},
+                    body: JSON.stringify({note: 'forged'})}).then(r => r.status)""",
+                f"{console.url}/backup-integrity/api/alerts/{missing['id']}/acknowledge",
+            )
+            assert forged == 403, "a Viewer's own valid token does not make it an Op"
+            assert alert_row(stores, missing["id"]) == before
+        finally:
+            browser.close()
+
+    status, body = console.get(
+        f"/api/v2/dags/verify_storage_integrity/dagRuns/{quote(run_id)}", console.token()
+    )
+    assert status == 200, body[:300]
+    run = json.loads(body)
+    assert run["conf"] == {"mode": "full", "backup_ids": [backup_id]}
+    assert run["triggering_user_name"] == "op"
+    assert run["run_type"] == "manual"
+    for name in ("console-overview.png", "console-backup.png", "console-alerts.png", "console-alert.png"):
+        assert (shots / name).stat().st_size > 10_000
+
+
+def logged_in(browser, server, username):
+    """A new browser page, logged in to Airflow as ``username`` with its real login form."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(f"{server.url}/auth/login?next={server.url}/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(server.passwords[username])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server.url}/", timeout=60_000)
+    return page

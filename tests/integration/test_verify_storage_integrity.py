@@ -59,7 +59,11 @@ def test_healthy_backups_pass_everywhere_they_are_expected(stores, run_dag, webh
     assert webhook.messages == []
 
 
-def test_each_failure_kind_becomes_one_alert_and_the_run_fails(stores, run_dag, webhook, smtp):
+def test_each_failure_kind_becomes_one_alert_and_the_run_fails(
+    stores, run_dag, webhook, smtp, monkeypatch, airflow_env
+):
+    # Seven notices: above the digest threshold of 5, so it is raised to see each one on its own.
+    set_variable(monkeypatch, {**airflow_env, "notify_digest_after": 10})
     healthy = seed_backup(stores)
     missing_r2 = seed_backup(stores)
     delete(stores, missing_r2, "r2")

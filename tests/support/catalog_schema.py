@@ -36,6 +36,12 @@ DRILL_TABLE_DDL = [
     ("CREATE INDEX", "public.backup_integrity_restore_backup_idx"),
     ("CREATE INDEX", "public.backup_integrity_restore_type_idx"),
 ]
+#: The indexes revision 0009_console_indexes adds to the alert table (the application's) it finds.
+ALERT_INDEX_DDL = [
+    ("CREATE INDEX", "public.backup_integrity_alert_backup_idx"),
+    ("CREATE INDEX", "public.backup_integrity_alert_status_idx"),
+    ("CREATE INDEX", "public.backup_integrity_alert_created_idx"),
+]
 
 
 def restore_dump(dsn: str, path: Path = UPGRADE_FIXTURE) -> None:

@@ -2,7 +2,8 @@
 
 Revision ``0004_alert_markers`` marks the alert rows that the package's own tables
 refer to (every alert a previous release wrote), and ``0005_notice_expiry`` gives each
-notice an ``expired_at`` (NULL). Nothing else of a previous release's rows changes.
+notice an ``expired_at`` (NULL), ``0009_console_indexes`` a ``digest_run_id`` (NULL).
+Nothing else of a previous release's rows changes.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def as_upgraded(snapshot: dict[str, list[str]], alerts_table: str = "backups_bac
         if name == alerts_table:
             parsed = [marked(a) if a["id"] in ours and "source" not in a["details"] else a for a in parsed]
         elif name == "backup_integrity_notification":
-            parsed = [{"expired_at": None, **n} for n in parsed]
+            parsed = [{"expired_at": None, "digest_run_id": None, **n} for n in parsed]
         upgraded[name] = sorted(canonical(row) for row in parsed)
     return upgraded
 

@@ -151,6 +151,8 @@ class Settings(BaseModel):
     incident_ratio: Ratio = 0.5
     #: A notice not delivered this long after it was queued is marked expired, never sent late.
     notice_max_age_hours: Hours = 72
+    #: A run that queues more notices than this sends each channel one digest instead.
+    notify_digest_after: Annotated[int, Field(ge=0)] = 5
     #: Restore drills: validated by ``config/drill_settings.py`` (None: drills not configured).
     restore_drill: dict[str, Any] | None = None
     wal_segment_bytes: int = 16 * 1024 * 1024

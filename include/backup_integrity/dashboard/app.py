@@ -256,6 +256,11 @@ def create_app() -> Any:
     def api_index() -> Response:
         return as_json({"endpoints": [f"{URL_PREFIX}/api/{name}" for name in API_ENDPOINTS]})
 
+    from include.backup_integrity.dashboard.console_routes import add_action_routes, add_page_routes
+
+    add_action_routes(app, read)
+    add_page_routes(app, read)
+
     # Last, so that it matches only what nothing else does: an unknown path is answered
     # (404) only after authentication, so nothing about the app shows to an anonymous caller.
     @app.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

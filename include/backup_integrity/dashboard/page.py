@@ -162,7 +162,55 @@ def templates() -> jinja2.Environment:
 def render_page(summary: Summary) -> str:
     """The dashboard page of ``summary``."""
     page = templates().get_template("page.html.j2")
-    return page.render(summary=summary, chart=failures_chart(summary.failures_per_day))
+    return page.render(summary=summary, chart=failures_chart(summary.failures_per_day), run_href=run_href)
+
+
+def run_href(dag_id: str, run_id: str) -> str:
+    """A run's view in Airflow's UI: absolute when ``[api] base_url`` is set, else on this server."""
+    from urllib.parse import quote
+
+    from include.backup_integrity.dashboard.actions import run_url
+
+    return run_url(dag_id, run_id) or f"/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+
+
+def alerts_href(query: dict[str, object]) -> str:
+    """The alerts page with ``query`` as its query string."""
+    from urllib.parse import urlencode
+
+    return f"{URL_PREFIX}/alerts" + (f"?{urlencode(query)}" if query else "")
+
+
+#: The alerts table's columns: (sort key or None, heading).
+ALERT_COLUMNS = (
+    (None, "alert"),
+    ("severity", "severity"),
+    ("status", "status"),
+    ("kind", "kind"),
+    ("store", "store"),
+    ("backup", "backup"),
+    ("created", "created (UTC)"),
+    (None, "acknowledged by"),
+    (None, "message"),
+)
+
+
+def render_console_page(name: str, **context: object) -> str:
+    """One of the console's pages (``alert``, ``backup``, ``alerts``) with its context."""
+    from include.backup_integrity.dashboard.console_queries import ALERT_STATUSES, SEVERITIES
+
+    return (
+        templates()
+        .get_template(f"{name}.html.j2")
+        .render(
+            run_href=run_href,
+            href=alerts_href,
+            columns=ALERT_COLUMNS,
+            statuses=ALERT_STATUSES,
+            severities=SEVERITIES,
+            **context,
+        )
+    )
 
 
 def render_waiting_page(message: str, *, no_run_yet: bool = False) -> str:

@@ -303,3 +303,26 @@ def read_failures_per_day(cur: Any, start: date) -> list[FailureCount]:
         [datetime(start.year, start.month, start.day, tzinfo=UTC)],
     )
     return [FailureCount(*row) for row in cur.fetchall()]
+
+
+def as_uuid(value: str) -> str | None:
+    """``value`` as a canonical UUID, or None when it is not one (an unknown backup, then)."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def read_backup_status(cur: Any, settings: Settings, backup_id: str) -> str | None:
+    """The catalog's status of one backup (``COMPLETED``, ...), None when there is no such backup."""
+    canonical = as_uuid(backup_id)
+    if canonical is None:
+        return None
+    cur.execute(
+        sql.SQL("SELECT status FROM {t} WHERE id = %s::uuid").format(t=table(settings.backups_table)),
+        [canonical],
+    )
+    row = cur.fetchone()
+    return None if row is None else row[0]

@@ -105,8 +105,12 @@ def deliver_pending(
     reconnect: Callable[[], Any] | None = None,
     *,
     max_age_hours: float,
+    digest_after: int | None = None,
 ) -> dict[str, int]:
     """Expire the notices older than ``max_age_hours``, then send every other pending one once.
+
+    A run that queued more than ``digest_after`` notices (the watchdog's not counted)
+    sends each target one digest of them instead (:func:`send_digests`).
 
     Each notice is sent in its own short transaction, locked (``FOR UPDATE SKIP
     LOCKED``) while it is sent, so concurrent runs never send the same one. When the
@@ -132,6 +136,8 @@ def deliver_pending(
             "connection %r names no usable target: %d notification(s) stay queued", NOTIFY_CONN_ID, queued
         )
         return {**report, "queued": queued}
+    if digest_after is not None:
+        report.update(send_digests(conn, alerts_table, targets, digest_after, max_age_hours))
     last_id = 0
     opened: list[Any] = []
     try:
@@ -158,6 +164,41 @@ def deliver_pending(
         for extra in opened:
             with contextlib.suppress(Exception):
                 extra.close()
+
+
+def send_digests(
+    conn: Any, alerts_table: str, targets: list[Target], digest_after: int, max_age_hours: float
+) -> dict[str, int]:
+    """Send one digest per qualifying run to each target that has not accepted it yet.
+
+    The run's notices are locked while it is sent (so a concurrent run never sends them
+    too) and each records the targets that accepted the digest; a target that refused
+    it gets the same digest (the same notices) from the next attempt, and none of them
+    is ever sent on its own.
+    """
+    from include.backup_integrity.notify.digest import alerts_page_url, digest_message
+
+    report = {"digests": 0, "in_digests": 0}
+    with transaction(conn) as cur:
+        runs = outbox.digest_runs(cur, alerts_table, digest_after, max_age_hours)
+    alerts_url = alerts_page_url() if runs else None
+    for run_id in runs:
+        with transaction(conn) as cur:
+            items = outbox.claim_digest(cur, alerts_table, run_id, max_age_hours)
+            if not items:
+                continue  # another run is sending it right now
+            title, body, notify_type = digest_message(run_id, items, alerts_url)
+            title, body = redact(title) or "", redact(body) or ""
+            owed = [t for t in targets if any(t.name not in item.delivered_to for item in items)]
+            delivered = [t.name for t in owed if t.send(title, body, notify_type)]
+            failed = [t.name for t in owed if t.name not in delivered]
+            error = f"digest not accepted by: {', '.join(failed)}" if failed else None
+            if failed:
+                log.error("digest of run %s (%d notices): %s (will retry)", run_id, len(items), error)
+            outbox.record_digest_delivery(cur, alerts_table, run_id, items, delivered, error, not failed)
+        report["digests"] += 1
+        report["in_digests"] += len(items)
+    return report
 
 
 def _claim_and_send(

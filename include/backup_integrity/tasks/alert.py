@@ -86,6 +86,7 @@ def raise_alerts(
                 notify.load_targets(),
                 reconnect=lambda: connect_catalog(settings),
                 max_age_hours=settings.notice_max_age_hours,
+                digest_after=settings.notify_digest_after,
             )
         log.info("notifications: %s", delivery)
     finally:

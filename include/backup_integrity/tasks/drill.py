@@ -258,6 +258,7 @@ def record_drills(outcomes: Iterable[DrillOutcome], plan: dict[str, Any], run_id
             notify.load_targets(),
             reconnect=lambda: connect_catalog(settings),
             max_age_hours=settings.notice_max_age_hours,
+            digest_after=settings.notify_digest_after,
         )
         log.info("notifications: %s", delivery)
     finally:

@@ -256,6 +256,7 @@ def watch(settings: Settings, verdict: Verdict, run_id: str) -> dict[str, Any]:
                 settings.alerts_table,
                 notify.load_targets(),
                 max_age_hours=settings.notice_max_age_hours,
+                digest_after=settings.notify_digest_after,
             )
     finally:
         conn.close()

@@ -1,6 +1,7 @@
 -- The catalog's two tables as the Django app creates them (backups_backup and
 -- backups_backupalert). Shipped for standalone use, demos and tests; the
--- verifier never alters these tables in a real database.
+-- verifier never changes their columns in a real database (revision 0009_console_indexes
+-- adds indexes to the alert table, for the console's pages).
 CREATE TABLE IF NOT EXISTS backups_backup (
     id uuid PRIMARY KEY,
     backup_type text NOT NULL,

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
     last_attempt_at timestamptz NULL,
     sent_at timestamptz NULL,
     expired_at timestamptz NULL,   -- given up: older than notice_max_age_hours, never sent
+    digest_run_id text NULL,       -- delivered through the digest of this run, never on its own
     UNIQUE (alert_id, event)
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx

@@ -63,8 +63,10 @@ def aggregate(
     plan: dict[str, Any],
     run_id: str,
     repairs: list[RepairOutcome] | None = None,
+    recovery: dict[str, Any] | None = None,
 ) -> Statistics:
-    """The run's statistics from every chunk's outcome and the repairs; emitted as metrics too."""
+    """The run's statistics from every chunk's outcome, the repairs and the recovery checks
+    (:func:`include.backup_integrity.tasks.recovery.judge_recovery`); emitted as metrics too."""
     from include.backup_integrity.tasks.metrics import emit_statistics
 
     outcomes = list(outcomes)
@@ -81,6 +83,7 @@ def aggregate(
     stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
     stats.update(repair_statistics(plan.get("repair", OFF), list(repairs or [])))  # type: ignore[typeddict-item]
     stats["backend_incidents"] = held_backends(outcomes, plan)
+    stats.update(recovery or {})  # type: ignore[typeddict-item]
     log.info("run statistics: %s", stats)
     emit_statistics(stats)
     return stats

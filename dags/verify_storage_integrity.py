@@ -139,7 +139,7 @@ def verify_storage_integrity():
 
         reported = repairs_to_report(chunk_results, plan, repairs)
         ti.xcom_push(key="repairs", value=reported)
-        recovery, judgement = judge_recovery(plan, run_id)
+        recovery, judgement = judge_recovery(plan, run_id, {o["backend"] for o in chunk_results})
         ti.xcom_push(key="recovery", value=judgement or {})  # a None XCom is "not found"
         return aggregate(chunk_results, plan, run_id, reported, recovery)
 

@@ -39,7 +39,7 @@ from tests.support.catalog_schema import (
 )
 from tests.support.connections import set_connection, set_variable
 
-HEAD = "0005_notice_expiry"
+HEAD = "0008_recovery_chain"
 VERIFIER_TABLES = [
     "backup_integrity_alert_occurrence",
     "backup_integrity_notification",

@@ -9,8 +9,21 @@ import pytest
 from include.backup_integrity.config.settings import ConfigError, Settings, parse_settings
 from include.backup_integrity.domain.alerts import SUMMARY, OpenAlert, plan_alert_changes
 from include.backup_integrity.domain.freshness import NewestOfType, is_backfill, judge_freshness
+from include.backup_integrity.domain.immutability import (
+    LOCK_DISABLED,
+    LOCK_ENABLED,
+    UNVERIFIABLE,
+    BucketProtection,
+    not_immutable_reason,
+)
 from include.backup_integrity.domain.records import MISSING
-from include.backup_integrity.domain.recovery import STALE, WAL_GAP, plan_recovery
+from include.backup_integrity.domain.recovery import (
+    NOT_IMMUTABLE,
+    RETENTION_SHORT,
+    STALE,
+    WAL_GAP,
+    plan_recovery,
+)
 from include.backup_integrity.domain.statistics import run_failed
 from tests.support.records import check_result
 
@@ -154,3 +167,71 @@ def test_bad_recovery_keys_are_refused_by_name(value, message):
     with pytest.raises(ConfigError) as error:
         parse_settings(value)
     assert message in str(error.value)
+
+
+# ----------------------------------------------------------------------------- immutability
+
+
+def test_a_lock_not_in_force_is_disabled_or_unverifiable():
+    assert not_immutable_reason(BucketProtection("b2", "Enabled", LOCK_ENABLED)) is None
+    assert not_immutable_reason(BucketProtection("b2", "Disabled", LOCK_DISABLED)) == "lock_disabled"
+    assert (
+        not_immutable_reason(BucketProtection("r2", None, UNVERIFIABLE, error="NotImplemented"))
+        == "unverifiable"
+    )
+
+
+def store(backend="b2", reason="lock_disabled"):
+    return {"backend": backend, "reason": reason, "versioning": "Enabled", "error": None}
+
+
+def test_a_required_store_without_a_lock_opens_not_immutable_and_resolves_when_enabled():
+    [finding] = plan_recovery([], {**judgement(None, None), "immutability": [store()]}, RUN).findings
+    assert finding.key == (None, "b2", NOT_IMMUTABLE)
+    assert finding.severity == "ERROR"
+    assert (finding.details["backend"], finding.details["reason"]) == ("b2", "lock_disabled")
+    alert = OpenAlert(
+        4,
+        None,
+        "ERROR",
+        "ACTIVE",
+        {"kind": NOT_IMMUTABLE, "backend": "b2", "last_seen": "2026-03-01T10:00:00+00:00"},
+    )
+    enabled = plan_recovery([alert], {**judgement(None, None), "immutability": [store(reason=None)]}, RUN)
+    assert [c.alert_id for c in enabled.cleared] == [4]
+
+
+def read(short, read_at="2026-03-01T11:30:00+00:00", retain_until=None):
+    return {
+        "backup_id": "b-1",
+        "backend": "b2",
+        "created_at": "2026-03-01T09:00:00+00:00",
+        "retain_until": retain_until,
+        "read_at": read_at,
+        "min_retention_days": 30,
+        "short": short,
+    }
+
+
+def test_retention_short_resolves_only_by_a_later_retention_read():
+    [finding] = plan_recovery([], {**judgement(None, None), "retention": [read(True)]}, RUN).findings
+    assert finding.key == ("b-1", "b2", RETENTION_SHORT)
+    assert finding.details["retain_until"] is None
+    assert finding.seen_at == "2026-03-01T11:30:00+00:00"
+    alert = OpenAlert(
+        5,
+        "b-1",
+        "ERROR",
+        "ACTIVE",
+        {"kind": RETENTION_SHORT, "backend": "b2", "last_seen": "2026-03-01T11:30:00+00:00"},
+    )
+    same_read = plan_recovery([alert], {**judgement(None, None), "retention": [read(False)]}, RUN)
+    assert same_read.cleared == [], "a read no later than the alert's last sighting does not resolve it"
+    later = read(False, read_at="2026-03-01T12:30:00+00:00", retain_until="2026-06-01T00:00:00+00:00")
+    assert [
+        c.alert_id
+        for c in plan_recovery([alert], {**judgement(None, None), "retention": [later]}, RUN).cleared
+    ] == [5]
+    # An ordinary pass of the copy says nothing about retention.
+    passed = check_result("b-1", "b2", "passed", checked_at="2026-03-01T13:00:00+00:00")
+    assert plan_alert_changes([alert], [passed], RUN).resolved == []

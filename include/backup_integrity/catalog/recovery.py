@@ -83,3 +83,57 @@ def oldest_verified_base(
         )
         row = cur.fetchone()
     return (row[0], row[1].isoformat()) if row else None
+
+
+def retention_reads(
+    conn: Any,
+    settings: Settings,
+    backend: str,
+    window_start: datetime,
+    window_end: datetime,
+    min_days: float,
+    also: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """The window's copies on ``backend`` whose last retention read was short, and those in ``also``.
+
+    ``also`` (backup ids with an open ``retention_short`` alert) are returned whatever
+    their retention, so that a long-enough read resolves them; the long-enough rest stay
+    in the database.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT b.id::text, b.created_at, o.retain_until, o.retention_read_at, "
+                "  (o.retain_until IS NULL OR o.retain_until < b.created_at + make_interval(secs => %s)) "
+                "FROM {t} b JOIN backup_integrity_object o ON o.backup_id = b.id AND o.backend = %s "
+                "WHERE b.status = 'COMPLETED' AND b.created_at >= %s AND b.created_at < %s "
+                "AND o.retention_read_at IS NOT NULL AND ("
+                "  o.retain_until IS NULL OR o.retain_until < b.created_at + make_interval(secs => %s) "
+                "  OR b.id = ANY(%s::uuid[])) ORDER BY b.created_at, b.id"
+            ).format(t=table(settings.backups_table)),
+            [min_days * 86400, backend, window_start, window_end, min_days * 86400, list(also)],
+        )
+        return [
+            {
+                "backup_id": r[0],
+                "backend": backend,
+                "created_at": r[1].isoformat(),
+                "retain_until": r[2].isoformat() if r[2] else None,
+                "read_at": r[3].isoformat(),
+                "min_retention_days": min_days,
+                "short": bool(r[4]),
+            }
+            for r in cur.fetchall()
+        ]
+
+
+def open_retention_alerts(cur: Any, alerts_table: str) -> dict[str, list[str]]:
+    """Per backend, the backups with an open ``retention_short`` alert of the verifier."""
+    from include.backup_integrity.catalog.alert_store import load_open_alerts
+    from include.backup_integrity.domain.recovery import RETENTION_SHORT
+
+    found: dict[str, list[str]] = {}
+    for alert in load_open_alerts(cur, alerts_table):
+        if alert.details.get("kind") == RETENTION_SHORT and alert.backup_id:
+            found.setdefault(str(alert.details.get("backend")), []).append(alert.backup_id)
+    return found

@@ -136,6 +136,51 @@ def wal_gap_finding(hole: dict[str, Any], run_id: str, as_of: str) -> Finding:
     return Finding(key, RECOVERY_SEVERITY[WAL_GAP], message, details, as_of)
 
 
+def not_immutable_finding(store: dict[str, Any], run_id: str, as_of: str) -> Finding:
+    backend, reason = store["backend"], store["reason"]
+    if reason == "unverifiable":
+        why = (
+            "its object-lock configuration cannot be read through the S3 API "
+            f"({store.get('error') or 'no answer'}); prove the lock another way or remove it from "
+            "require_object_lock"
+        )
+    else:
+        why = "object lock is not enabled on its bucket: anyone with its keys can delete the backups"
+    message = f"Store {backend} is required to be immutable, but {why}."
+    details = {
+        "kind": NOT_IMMUTABLE,
+        "backend": backend,
+        "backup_id": None,
+        "reason": reason,
+        "versioning": store.get("versioning"),
+        "error": store.get("error"),
+        "run_id": run_id,
+    }
+    return Finding((None, backend, NOT_IMMUTABLE), RECOVERY_SEVERITY[NOT_IMMUTABLE], message, details, as_of)
+
+
+def retention_short_finding(read: dict[str, Any], run_id: str) -> Finding:
+    backup_id, backend = read["backup_id"], read["backend"]
+    until = read["retain_until"] or "no retention at all"
+    message = (
+        f"Backup {backup_id} on {backend} is retained until {until}, less than "
+        f"{read['min_retention_days']:g} days after it was created ({read['created_at']}): it can be "
+        "deleted before then."
+    )
+    details = {
+        "kind": RETENTION_SHORT,
+        "backend": backend,
+        "backup_id": backup_id,
+        "retain_until": read["retain_until"],
+        "created_at": read["created_at"],
+        "min_retention_days": read["min_retention_days"],
+        "read_at": read["read_at"],
+        "run_id": run_id,
+    }
+    key = (backup_id, backend, RETENTION_SHORT)
+    return Finding(key, RECOVERY_SEVERITY[RETENTION_SHORT], message, details, read["read_at"])
+
+
 def plan_recovery(
     open_alerts: Iterable[Any], judgement: RecoveryJudgement | None, run_id: str
 ) -> RecoveryChanges:
@@ -192,4 +237,31 @@ def plan_recovery(
                     f"{alert.details.get('timeline')} is filled or no longer in the window",
                     "filled_or_left_window",
                 )
+    stores = judgement.get("immutability")
+    if stores is not None:
+        for store in stores:
+            if store["reason"] is not None:
+                changes.findings.append(not_immutable_finding(store, run_id, as_of))
+            else:
+                settle(
+                    (None, store["backend"], NOT_IMMUTABLE),
+                    f"Object lock is enabled on {store['backend']}'s bucket",
+                    "lock_enabled",
+                )
+    for read in judgement.get("retention") or []:
+        if read["short"]:
+            changes.findings.append(retention_short_finding(read, run_id))
+            continue
+        # Only a later retention read resolves it (an ordinary pass says nothing of retention).
+        alert = open_by_key.get((read["backup_id"], read["backend"], RETENTION_SHORT))
+        if alert is not None and is_later(read["read_at"], parse_timestamp(alert.details.get("last_seen"))):
+            changes.cleared.append(
+                Cleared(
+                    alert.id,
+                    read["read_at"],
+                    f"Backup {read['backup_id']} on {read['backend']} is now retained until "
+                    f"{read['retain_until']} (run {run_id}).",
+                    {"resolution": "retention_long_enough", "resolved_by_run_id": run_id},
+                )
+            )
     return changes

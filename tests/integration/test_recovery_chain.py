@@ -6,9 +6,15 @@ alert rows, the run's statistics and its state.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+import pytest
+
 from devtools.seed import seed_backup
+from include.backup_integrity.config.settings import Settings
+from include.backup_integrity.dashboard.app import render_page, summary
 from tests.support.catalog import alerts, query
 from tests.support.connections import set_variable
 from tests.support.runs import window_end_for
@@ -104,9 +110,9 @@ def test_wal_holes_across_a_log_boundary_and_a_timeline_change_open_observe_and_
             "no_verified_copy",
         ),
     ]
-    summary = open_of_kind(stores, "summary")
-    assert len(summary) == 1
-    assert {g["id"] for g in gaps} <= set(summary[0]["details"]["alert_ids"])
+    summaries = open_of_kind(stores, "summary")
+    assert len(summaries) == 1
+    assert {g["id"] for g in gaps} <= set(summaries[0]["details"]["alert_ids"])
 
     # The missing segment arrives: its hole resolves; the one whose copies fail stays, seen again.
     seed_wal(stores, "000000010000000A000000FF", at[1] + timedelta(minutes=1))
@@ -120,6 +126,13 @@ def test_wal_holes_across_a_log_boundary_and_a_timeline_change_open_observe_and_
     assert rows[failing["id"]]["status"] == "ACTIVE"
     assert occurrences(stores, failing["id"]) == 2
     assert [g["id"] for g in open_of_kind(stores, "wal_gap")] == [failing["id"]]
+
+    # The dashboard claims the recovery window (base_backup_type is set) and shows the cost.
+    with psycopg.connect(stores.catalog_dsn) as conn, conn.cursor() as cur:
+        page = render_page(summary(cur, Settings(), 1, 50, datetime.now(UTC)))
+    assert f"(base backup {full.id}). WAL archived without a hole from" in page
+    assert "000000010000000B00000001 to 000000020000000B00000003" in page
+    assert '<tr data-store="r2"><td>r2</td>' in page
 
 
 def test_a_stale_full_backup_opens_one_alert_that_a_backfill_leaves_alone_and_a_fresh_one_resolves(
@@ -176,3 +189,171 @@ def test_a_run_given_backup_ids_judges_no_freshness(stores, run_dag, airflow_env
     assert outcome.statistics["stale_types"] is None
     assert outcome.statistics["wal_chain"] is None
     assert open_of_kind(stores, "stale") == []
+
+
+# ----------------------------------------------------------------------------- immutability
+
+
+def locked_bucket(stores, name):
+    """A moto bucket on the b2 server created with object lock (versioning comes with it)."""
+    stores.b2.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    return dataclasses.replace(stores, b2_bucket=name)
+
+
+def test_a_required_store_without_object_lock_opens_one_alert_resolved_once_the_lock_is_enabled(
+    stores, run_dag, airflow_env, monkeypatch
+):
+    stores.b2.create_bucket(Bucket="late-lock")
+    stores.b2.put_bucket_versioning(Bucket="late-lock", VersioningConfiguration={"Status": "Enabled"})
+    set_variable(monkeypatch, {**airflow_env, "b2_bucket": "late-lock", "require_object_lock": ["b2"]})
+    hour = window_end_for(datetime.now(UTC))
+
+    first = run_dag(logical_date=hour + timedelta(hours=1))
+
+    assert first.state == "failed"
+    assert "b2" in first.statistics["not_immutable"]
+    assert first.statistics["immutability"]["b2"]["versioning"] == "Enabled"
+    [alert] = open_of_kind(stores, "not_immutable")
+    assert (alert["backup_id"], alert["severity"]) == (None, "ERROR")
+    assert alert["details"]["backend"] == "b2"
+    assert alert["details"]["reason"] == "lock_disabled"
+
+    again = run_dag(logical_date=hour + timedelta(hours=2))
+    assert again.state == "failed"
+    assert [a["id"] for a in open_of_kind(stores, "not_immutable")] == [alert["id"]]
+    assert occurrences(stores, alert["id"]) == 2
+
+    stores.b2.put_object_lock_configuration(
+        Bucket="late-lock", ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"}
+    )
+    locked = run_dag(logical_date=hour + timedelta(hours=3))
+    assert locked.state == "success"
+    assert "b2" not in locked.statistics["not_immutable"]
+    assert open_of_kind(stores, "not_immutable") == []
+    assert (
+        next(a for a in alerts(stores) if a["id"] == alert["id"])["details"]["resolution"] == "lock_enabled"
+    )
+
+
+def test_a_store_not_listed_is_reported_never_alerted(stores, run_dag):
+    seed_backup(stores)
+
+    outcome = run_dag()
+
+    assert outcome.state == "success"
+    assert "b2" in outcome.statistics["not_immutable"], "the default moto bucket has no object lock"
+    assert outcome.statistics["immutability"]["b2"]["object_lock"] == "disabled"
+    assert open_of_kind(stores, "not_immutable") == []
+
+
+def test_copies_retained_too_briefly_stay_alerted_until_a_later_retention_read_finds_them_long_enough(
+    stores, run_dag, airflow_env, monkeypatch
+):
+    locked = locked_bucket(stores, "locked-b2")
+    set_variable(
+        monkeypatch,
+        {
+            **airflow_env,
+            "b2_bucket": "locked-b2",
+            "require_object_lock": ["b2"],
+            "min_retention_days": {"b2": 30},
+            "expected_backends": {"FULL_DATABASE": ["b2"]},
+        },
+    )
+    now = datetime.now(UTC)
+    long_kept = seed_backup(locked, on=("b2",))
+    briefly_kept = seed_backup(locked, on=("b2",))
+    never_kept = seed_backup(locked, on=("b2",))
+    for backup, days in ((long_kept, 60), (briefly_kept, 5)):
+        stores.b2.put_object_retention(
+            Bucket="locked-b2",
+            Key=backup.paths["b2"],
+            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": backup.created_at + timedelta(days=days)},
+        )
+    hour = window_end_for(now)
+
+    first = run_dag({"mode": "full"}, logical_date=hour + timedelta(hours=1))
+
+    assert first.state == "failed"
+    assert first.statistics["integrity_failures"] == 0
+    assert first.statistics["retention_short"] == 2
+    assert "b2" not in first.statistics["not_immutable"]
+    assert open_of_kind(stores, "not_immutable") == []
+    short = {a["backup_id"]: a for a in open_of_kind(stores, "retention_short")}
+    assert set(short) == {briefly_kept.id, never_kept.id}
+    brief = short[briefly_kept.id]
+    assert brief["severity"] == "ERROR"
+    assert brief["details"]["backend"] == "b2"
+    assert datetime.fromisoformat(brief["details"]["retain_until"]) == briefly_kept.created_at + timedelta(
+        days=5
+    )
+    assert short[never_kept.id]["details"]["retain_until"] is None
+
+    # Retention extended; an ordinary pass (quick mode reads nothing) does not resolve the alert.
+    stores.b2.put_object_retention(
+        Bucket="locked-b2",
+        Key=briefly_kept.paths["b2"],
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": now + timedelta(days=90)},
+    )
+    quick = run_dag({"mode": "quick"}, logical_date=hour + timedelta(hours=2))
+    assert quick.statistics["checks_passed"] == 3
+    assert {a["backup_id"] for a in open_of_kind(stores, "retention_short")} == {
+        briefly_kept.id,
+        never_kept.id,
+    }
+    assert occurrences(stores, brief["id"]) == 2
+
+    reread = run_dag({"mode": "full"}, logical_date=hour + timedelta(hours=3))
+    assert reread.statistics["retention_short"] == 1
+    assert {a["backup_id"] for a in open_of_kind(stores, "retention_short")} == {never_kept.id}
+    resolved = next(a for a in alerts(stores) if a["id"] == brief["id"])
+    assert resolved["status"] == "RESOLVED"
+    assert resolved["details"]["resolution"] == "retention_long_enough"
+
+
+# ----------------------------------------------------------------------------- cost
+
+
+def test_the_runs_cost_is_its_own_request_counts_at_the_issues_prices(stores, run_dag):
+    for backup_type in ("FULL_DATABASE", "TENANT_BACKUP", "WAL_ARCHIVE"):
+        seed_backup(stores, backup_type=backup_type)
+
+    outcome = run_dag({"mode": "full"})
+
+    stats = outcome.statistics
+    assert outcome.state == "success"
+    counted = {store: dict(kinds) for store, kinds in stats["requests"].items()}
+    for store, n in stats["bucket_probe_requests"].items():
+        counted[store]["bucket_config"] = counted[store].get("bucket_config", 0) + n
+    assert counted["b2"]["get"] == 3, "full mode read every copy on b2"
+    # R2: Class A $4.50 per million (listings), Class B $0.36 per million (HEAD, GET, bucket
+    # configuration reads), free egress. B2: list $0.004 per 1,000, HEAD/GET $0.004 per 10,000,
+    # download $0.01 per GB.
+    r2 = counted["r2"]
+    expected_r2 = (
+        r2.get("list", 0) * 4.50 + (r2.get("head", 0) + r2.get("get", 0) + r2.get("bucket_config", 0)) * 0.36
+    ) / 1e6
+    b2 = counted["b2"]
+    expected_b2 = (
+        b2.get("list", 0) * 0.004 / 1000
+        + (b2.get("head", 0) + b2.get("get", 0) + b2.get("bucket_config", 0)) * 0.004 / 10000
+        + stats["bytes_read_by_store"]["b2"] / 1e9 * 0.01
+    )
+    cost = stats["estimated_cost_usd"]
+    assert cost["r2"] == pytest.approx(expected_r2)
+    assert cost["b2"] == pytest.approx(expected_b2)
+    assert cost["local"] == 0
+    assert cost["total"] == pytest.approx(expected_r2 + expected_b2)
+    assert cost["r2"] > 0
+    assert stats["estimated_cost_unpriced"] == []
+
+
+def test_a_store_whose_prices_are_removed_is_unpriced(stores, run_dag, airflow_env, monkeypatch):
+    set_variable(monkeypatch, {**airflow_env, "prices": {"b2": None}})
+    seed_backup(stores)
+
+    outcome = run_dag()
+
+    assert outcome.statistics["estimated_cost_usd"]["b2"] == 0
+    assert outcome.statistics["estimated_cost_unpriced"] == ["b2"]
+    assert outcome.statistics["estimated_cost_usd"]["r2"] > 0

@@ -135,17 +135,27 @@ def verify_storage_integrity():
             plan = require_every_chunk(chunk_results, ti.xcom_pull(task_ids="select_backups", key="plan"))
         except UpstreamIncomplete as incomplete:
             raise AirflowSkipException(str(incomplete)) from None  # the failed task fails the run
+        from include.backup_integrity.tasks.recovery import judge_recovery
+
         reported = repairs_to_report(chunk_results, plan, repairs)
         ti.xcom_push(key="repairs", value=reported)
-        return aggregate(chunk_results, plan, run_id, reported)
+        recovery, judgement = judge_recovery(plan, run_id, {o["backend"] for o in chunk_results})
+        ti.xcom_push(key="recovery", value=judgement or {})  # a None XCom is "not found"
+        return aggregate(chunk_results, plan, run_id, reported, recovery)
 
     @task(task_display_name="Record results and raise alerts", trigger_rule=TriggerRule.NONE_FAILED)
     def raise_alerts(
-        chunk_results: list, plan: dict, statistics: dict, repairs: list, run_id=None, dag=None
+        chunk_results: list,
+        plan: dict,
+        statistics: dict,
+        repairs: list,
+        recovery: dict | None,
+        run_id=None,
+        dag=None,
     ) -> dict:
         from include.backup_integrity.tasks.alert import raise_alerts
 
-        return raise_alerts(chunk_results, plan, statistics, run_id, dag.dag_id, repairs)
+        return raise_alerts(chunk_results, plan, statistics, run_id, dag.dag_id, repairs, recovery)
 
     @task(task_display_name="Check the outcome", retries=0, trigger_rule=TriggerRule.NONE_FAILED)
     def check_outcome(statistics: dict) -> None:
@@ -163,7 +173,7 @@ def verify_storage_integrity():
     chunk_results = verify_chunk.partial(settings=chunks["settings"]).expand(chunk=chunks)
     repairs = repair_copies(chunk_results, plan)
     statistics = aggregate_results(chunk_results, repairs)
-    alerts = raise_alerts(chunk_results, plan, statistics, statistics["repairs"])
+    alerts = raise_alerts(chunk_results, plan, statistics, statistics["repairs"], statistics["recovery"])
     alerts >> check_outcome(statistics)
 
 

@@ -45,7 +45,7 @@ from devtools.services import (  # noqa: E402
     WebhookReceiver,
     apprise_connection,
 )
-from tests.support.connections import set_variable  # noqa: E402
+from tests.support.connections import NO_FRESHNESS_LIMITS, set_variable  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -193,7 +193,9 @@ def airflow_env(
     monkeypatch.setenv(
         "AIRFLOW_CONN_BACKUP_NOTIFY", conn_env(apprise_connection(webhook.apprise_url, smtp.apprise_url))
     )
-    variable = {"local_root": stores.local_root}
+    # Freshness is judged per deployment, not per synthetic catalog: the tests of it
+    # (tests/integration/test_recovery_chain.py) set max_age_hours themselves.
+    variable = {"local_root": stores.local_root, "max_age_hours": NO_FRESHNESS_LIMITS}
     set_variable(monkeypatch, variable)
     return variable
 

@@ -61,11 +61,14 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         # Revisions after the baseline: the drill history, the shared store deadline's table, the
-        # outbox's expiry column, the outbox's digest column.
+        # outbox's expiry column, the objects' two retention columns (0008_recovery_chain),
+        # the outbox's digest column (0009_console_indexes).
         *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
+        ("ALTER TABLE", "public.backup_integrity_object"),
+        ("ALTER TABLE", "public.backup_integrity_object"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
         *ALERT_INDEX_DDL,
     ], "the release's tables are only stamped"

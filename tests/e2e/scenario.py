@@ -102,6 +102,8 @@ class Environment:
             "b2_bucket": self.stores.b2_bucket,
             "lookback_days": 1,
             "chunk_size": CHUNK_SIZE,
+            # Freshness is not what these scenarios test.
+            "max_age_hours": {"FULL_DATABASE": None, "WAL_ARCHIVE": None},
         }
 
 

@@ -124,6 +124,8 @@ def test_unauthenticated_requests_are_refused_and_docs_are_off(api_server):
         "coverage",
         "failures_per_day",
         "restore_drills",
+        "recovery_chain",
+        "costs",
     ]
     assert answers["summary"]["matrix"] == answers["matrix"]
     assert answers["restore-drills"] == answers["summary"]["restore_drills"] == [], "no drill ran"

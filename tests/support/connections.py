@@ -32,6 +32,10 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, conn: dict[str
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
+#: ``max_age_hours`` that judges no backup type's freshness (the defaults judge two).
+NO_FRESHNESS_LIMITS = {"FULL_DATABASE": None, "WAL_ARCHIVE": None}
+
+
 def set_variable(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any] | str) -> None:
     """Give the ``backup_integrity`` Variable (a dict is JSON-encoded; a string is given as it is)."""
     monkeypatch.setenv("AIRFLOW_VAR_BACKUP_INTEGRITY", value if isinstance(value, str) else json.dumps(value))

@@ -1,8 +1,9 @@
 """What the upgrade to this release changes in a previous release's rows, for the upgrade tests.
 
 Revision ``0004_alert_markers`` marks the alert rows that the package's own tables
-refer to (every alert a previous release wrote), and ``0005_notice_expiry`` gives each
-notice an ``expired_at`` (NULL), ``0009_console_indexes`` a ``digest_run_id`` (NULL).
+refer to (every alert a previous release wrote), ``0005_notice_expiry`` gives each
+notice an ``expired_at`` (NULL), ``0008_recovery_chain`` each object a ``retain_until`` and
+``retention_read_at`` (NULL), ``0009_console_indexes`` each notice a ``digest_run_id`` (NULL).
 Nothing else of a previous release's rows changes.
 """
 
@@ -43,6 +44,8 @@ def as_upgraded(snapshot: dict[str, list[str]], alerts_table: str = "backups_bac
             parsed = [marked(a) if a["id"] in ours and "source" not in a["details"] else a for a in parsed]
         elif name == "backup_integrity_notification":
             parsed = [{"expired_at": None, "digest_run_id": None, **n} for n in parsed]
+        elif name == "backup_integrity_object":  # 0008_recovery_chain: no retention read yet
+            parsed = [{"retain_until": None, "retention_read_at": None, **o} for o in parsed]
         upgraded[name] = sorted(canonical(row) for row in parsed)
     return upgraded
 

@@ -90,6 +90,8 @@ def test_the_json_carries_the_records_and_no_presentation():
         "coverage",
         "failures_per_day",
         "restore_drills",
+        "recovery_chain",
+        "costs",
     ]
     cell = data["matrix"]["rows"][0]["cells"]["r2"]
     assert cell == {

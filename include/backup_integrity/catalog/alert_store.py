@@ -42,12 +42,14 @@ from include.backup_integrity.domain.records import (
     SIZE_MISMATCH,
     CheckResult,
 )
+from include.backup_integrity.domain.recovery import plan_recovery
 from include.backup_integrity.domain.timestamps import is_later, parse_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from include.backup_integrity.domain.incidents import RunIncidents
+    from include.backup_integrity.domain.recovery import RecoveryJudgement
 
 
 def load_open_alerts(cur: Any, alerts_table: str) -> list[OpenAlert]:
@@ -143,6 +145,7 @@ def apply_alert_changes(
     run_id: str,
     repairs: Iterable[dict[str, Any]] = (),
     incidents: RunIncidents | None = None,
+    recovery: RecoveryJudgement | None = None,
 ) -> dict[str, int]:
     """Write the run's alert changes and queue their notices; the caller owns the transaction.
 
@@ -151,7 +154,9 @@ def apply_alert_changes(
     was repaired; one not repaired stays open with ``details.repair_error``.
     """
     open_alerts = load_open_alerts(cur, alerts_table)
-    plan = plan_alert_changes(open_alerts, results, run_id, incidents)
+    plan = plan_alert_changes(
+        open_alerts, results, run_id, incidents, recovery=plan_recovery(open_alerts, recovery, run_id)
+    )
     alert_ids: dict[AlertKey, int] = {a.key: a.id for a in open_alerts if a.details.get("kind") != SUMMARY}
     repair_by_key: dict[AlertKey, dict[str, Any]] = {
         (r["backup_id"], r["backend"], r["kind"]): r for r in repairs

@@ -31,11 +31,14 @@ class ObjectState:
     last_read_at: datetime | None = None
     last_read_bytes: int | None = None
     probed_fingerprint: str | None = None
+    #: The object-lock retain-until date the last read found (None: no retention), and when.
+    retain_until: datetime | None = None
+    retention_read_at: datetime | None = None
 
 
 _STATE_COLUMNS = (
     "fingerprint, sha256, sha256_evidence, sha256_fingerprint, sha256_verified_at, "
-    "last_read_at, last_read_bytes, probed_fingerprint"
+    "last_read_at, last_read_bytes, probed_fingerprint, retain_until, retention_read_at"
 )
 OBJECT_COLUMNS = [
     "backup_id",
@@ -115,6 +118,8 @@ def save_checks(
                 state.last_read_at,
                 state.last_read_bytes,
                 state.probed_fingerprint,
+                state.retain_until,
+                state.retention_read_at,
             )
         )
     bulk_upsert(

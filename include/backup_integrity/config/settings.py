@@ -25,6 +25,12 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from include.backup_integrity.config.recovery_settings import (
+    DEFAULT_MAX_AGE_HOURS,
+    DEFAULT_PRICES,
+    recovery_values,
+)
+
 VARIABLE_KEY = "backup_integrity"
 
 CATALOG_CONN_ID = "backup_catalog"
@@ -156,6 +162,14 @@ class Settings(BaseModel):
     #: Restore drills: validated by ``config/drill_settings.py`` (None: drills not configured).
     restore_drill: dict[str, Any] | None = None
     wal_segment_bytes: int = 16 * 1024 * 1024
+    #: Recovery checks (validated and merged by ``config/recovery_settings.py``).
+    max_age_hours: dict[str, float | None] = Field(default_factory=lambda: dict(DEFAULT_MAX_AGE_HOURS))
+    base_backup_type: str | None = None
+    require_object_lock: list[str] = Field(default_factory=list)
+    min_retention_days: dict[str, float] = Field(default_factory=dict)
+    prices: dict[str, dict[str, float] | None] = Field(
+        default_factory=lambda: {k: (dict(v) if v else v) for k, v in DEFAULT_PRICES.items()}
+    )
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
@@ -221,6 +235,10 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
     from include.backup_integrity.config.drill_settings import drill_values  # it imports ConfigError
 
     data = {**data, **drill_values(data)}
+    try:
+        data = {**data, **recovery_values(data, BACKENDS)}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return _waits_in_order(Settings.model_validate(data))
     except ValidationError as exc:

@@ -115,6 +115,8 @@ def summary(
         coverage=coverage(cur, settings, now),
         failures_per_day=failures_per_day(cur, now.date()),
         restore_drills=restore_drills(cur, settings, now),
+        recovery_chain=view.recovery_chain(queries.read_recovery_chain(cur), now),
+        costs=view.store_costs(queries.read_costs(cur, now), now),
     )
 
 

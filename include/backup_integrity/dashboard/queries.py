@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.catalog.identifiers import table
 from include.backup_integrity.domain.alerts import ALERT_TYPE, OPEN_STATUSES
+from include.backup_integrity.domain.ownership import VERIFIER_DAG_ID
 from include.backup_integrity.domain.records import EVIDENCE_CONTENT, PASSED
 
 if TYPE_CHECKING:
@@ -326,3 +327,57 @@ def read_backup_status(cur: Any, settings: Settings, backup_id: str) -> str | No
     )
     row = cur.fetchone()
     return None if row is None else row[0]
+
+
+# --------------------------------------------------------------------------- recovery and cost
+
+
+class ChainRow(NamedTuple):
+    wal_chain: dict[str, Any] | None
+    recovery_window: dict[str, Any] | None
+    window_end: datetime | None
+
+
+class CostRows(NamedTuple):
+    """The last run's cost per store, the sums of the last 30 days, and since when runs carry a cost."""
+
+    last_run: dict[str, float]
+    last_30_days: dict[str, float]
+    first_recorded_at: datetime | None
+
+
+def read_recovery_chain(cur: Any) -> ChainRow | None:
+    """The WAL chain and recovery window of the latest window run that judged them."""
+    cur.execute(
+        "SELECT statistics -> 'wal_chain', statistics -> 'recovery_window', window_end "
+        "FROM backup_integrity_run WHERE dag_id = %s AND jsonb_typeof(statistics -> 'wal_chain') = 'object' "
+        "ORDER BY recorded_at DESC LIMIT 1",
+        [VERIFIER_DAG_ID],
+    )
+    row = cur.fetchone()
+    return None if row is None else ChainRow(*row)
+
+
+def read_costs(cur: Any, now: datetime) -> CostRows:
+    """Per store: the latest run's ``estimated_cost_usd`` and the sum over the runs of the last 30 days."""
+    cur.execute(
+        "SELECT statistics -> 'estimated_cost_usd' FROM backup_integrity_run WHERE dag_id = %s "
+        "AND jsonb_typeof(statistics -> 'estimated_cost_usd') = 'object' ORDER BY recorded_at DESC LIMIT 1",
+        [VERIFIER_DAG_ID],
+    )
+    row = cur.fetchone()
+    last = {k: float(v) for k, v in (row[0] if row else {}).items()}
+    cur.execute(
+        "SELECT cost.key, sum(cost.value::numeric) FROM backup_integrity_run r, "
+        "jsonb_each_text(r.statistics -> 'estimated_cost_usd') AS cost WHERE r.dag_id = %s "
+        "AND jsonb_typeof(r.statistics -> 'estimated_cost_usd') = 'object' AND r.recorded_at >= %s "
+        "GROUP BY cost.key",
+        [VERIFIER_DAG_ID, now - timedelta(days=30)],
+    )
+    sums = {key: float(total) for key, total in cur.fetchall()}
+    cur.execute(
+        "SELECT min(recorded_at) FROM backup_integrity_run WHERE dag_id = %s "
+        "AND jsonb_typeof(statistics -> 'estimated_cost_usd') = 'object'",
+        [VERIFIER_DAG_ID],
+    )
+    return CostRows(last, sums, cur.fetchone()[0])

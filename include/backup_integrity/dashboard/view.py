@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.config.settings import BACKENDS
+from include.backup_integrity.domain.cost import projected_30_days
 from include.backup_integrity.domain.records import (
     BACKEND_ERROR,
     CHECKSUM_MISMATCH,
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from include.backup_integrity.catalog.drills import RestoreTypeRow
     from include.backup_integrity.dashboard.queries import (
         AlertRows,
+        ChainRow,
+        CostRows,
         CoverageRows,
         FailureCount,
         MatrixRows,
@@ -440,6 +443,61 @@ def restore_drills(rows: Iterable[RestoreTypeRow], now: datetime) -> list[Restor
     return listed
 
 
+# --------------------------------------------------------------------------- recovery and cost
+
+
+@dataclass(frozen=True)
+class RecoveryChain:
+    """The WAL chain's coverage, and a recovery claim only when ``base_backup_type`` backs one."""
+
+    line: str
+    wal_chain: dict[str, Any] | None
+    recovery_window: dict[str, Any] | None
+    last_segment_age_seconds: float | None
+
+
+def recovery_chain(row: ChainRow | None, now: datetime) -> RecoveryChain | None:
+    if row is None or not row.wal_chain or not row.wal_chain.get("to"):
+        return None
+    chain = row.wal_chain
+    last = datetime.fromisoformat(chain["to"])
+    age = max(0.0, (now - last).total_seconds())
+    line = (
+        f"WAL archived without a hole from {chain['from'][:16]} to {chain['to'][:16]} "
+        f"(timeline {chain['timeline']}, {chain['from_segment']} to {chain['to_segment']}), "
+        f"last segment {int(age // 60)} minutes ago"
+    )
+    window = row.recovery_window
+    if window:
+        line = (
+            f"Recoverable to any point from {window['from'][:16]} to {window['to'][:16]} "
+            f"(base backup {window['base_backup_id']}). " + line
+        )
+    return RecoveryChain(line, chain, window, age)
+
+
+@dataclass(frozen=True)
+class StoreCost:
+    store: str
+    last_run_usd: float
+    projected_30_days_usd: float
+
+
+def store_costs(rows: CostRows, now: datetime) -> list[StoreCost]:
+    """The last run's cost per store and its 30-day projection (see ``projected_30_days``)."""
+    history_days = (now - rows.first_recorded_at).total_seconds() / 86400 if rows.first_recorded_at else 0.0
+    return [
+        StoreCost(
+            store,
+            cost,
+            rows.last_30_days.get(store, 0.0)
+            if history_days >= 30
+            else projected_30_days([cost], history_days),
+        )
+        for store, cost in sorted(rows.last_run.items(), key=lambda kv: (kv[0] == "total", kv[0]))
+    ]
+
+
 # --------------------------------------------------------------------------- the whole page
 
 
@@ -454,6 +512,8 @@ class Summary:
     coverage: Coverage
     failures_per_day: list[DayFailures]
     restore_drills: list[RestoreDrillType] = dataclasses.field(default_factory=list)
+    recovery_chain: RecoveryChain | None = None
+    costs: list[StoreCost] = dataclasses.field(default_factory=list)
 
 
 def iter_states(summary: Summary) -> Iterable[tuple[str, str, str]]:

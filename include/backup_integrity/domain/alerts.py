@@ -35,6 +35,13 @@ from include.backup_integrity.domain.records import (
     SIZE_MISMATCH,
     CheckResult,
 )
+from include.backup_integrity.domain.recovery import (
+    RECOVERY_KINDS,
+    RECOVERY_LABEL,
+    RECOVERY_SEVERITY,
+    RecoveryChanges,
+    recovery_key,
+)
 from include.backup_integrity.domain.statistics import COUNTER_BY_KIND
 from include.backup_integrity.domain.timestamps import is_later, parse_timestamp
 
@@ -53,6 +60,7 @@ SEVERITY_BY_KIND = {
     BACKEND_ERROR: "ERROR",
     INVALID_RECORD: "ERROR",
     BACKEND_INCIDENT: INCIDENT_SEVERITY,
+    **RECOVERY_SEVERITY,
 }
 SEVERITY_RANK = {"INFO": 0, "WARNING": 1, "ERROR": 2, "CRITICAL": 3}
 
@@ -63,6 +71,7 @@ KIND_LABEL = {
     BACKEND_ERROR: "backend error",
     INVALID_RECORD: "invalid catalog record",
     BACKEND_INCIDENT: "backend incident",
+    **RECOVERY_LABEL,
 }
 
 #: Affected backups listed in a grouped backend_error alert (the count is always exact).
@@ -81,6 +90,8 @@ class OpenAlert:
 
     @property
     def key(self) -> AlertKey:
+        if self.details.get("kind") in RECOVERY_KINDS:
+            return recovery_key(self.backup_id, self.details)
         return (self.backup_id, self.details.get("backend"), self.details.get("kind", ""))
 
     @property
@@ -252,14 +263,22 @@ def plan_alert_changes(
     results: list[CheckResult],
     run_id: str,
     incidents: RunIncidents | None = None,
+    recovery: RecoveryChanges | None = None,
 ) -> AlertPlan:
     """Decide every change to the alerts that this run's results call for.
 
     With ``incidents`` (the run's tallies per backend), a backend in incident gets one
     alert instead of one per copy; see :mod:`include.backup_integrity.domain.incidents`.
+    ``recovery`` (see :mod:`include.backup_integrity.domain.recovery`) adds the run's
+    recovery findings, which count in the summary like failed checks.
     """
     plan = AlertPlan()
     counted_incidents: list[tuple[str, str]] = []
+    # Taken before incidents hold back a backend's per-copy alerts: recovery alerts are never held.
+    open_recovery: dict[AlertKey, OpenAlert] = {}
+    for alert in sorted(open_alerts, key=lambda a: a.id):
+        if alert.details.get("kind") in RECOVERY_KINDS:
+            open_recovery.setdefault(alert.key, alert)
     if incidents is not None:
         decision = incidents.decide(open_incidents_of(open_alerts))
         open_alerts, results = outside_incidents(open_alerts, results, decision.held)
@@ -304,7 +323,7 @@ def plan_alert_changes(
             answered_by_backend[result["backend"]] = max(previous, result["checked_at"])
 
     for key, alert in open_by_key.items():
-        if key in grouped:
+        if key in grouped or key[2] in RECOVERY_KINDS:
             continue
         backup_id, backend, kind = key
         last_seen = alert.last_seen
@@ -345,8 +364,25 @@ def plan_alert_changes(
                 )
             )
 
+    recovery = recovery or RecoveryChanges()
+    for finding in recovery.findings:
+        existing = open_recovery.get(finding.key)
+        if existing is None:
+            details = {**finding.details, "first_seen": finding.seen_at, "last_seen": finding.seen_at}
+            plan.new.append(
+                NewAlert(finding.key, finding.severity, finding.message, {**details, "occurrences": 1})
+            )
+        else:
+            plan.observed.append(
+                Observed(existing.id, finding.seen_at, finding.severity, finding.message, finding.details)
+            )
+    plan.resolved.extend(
+        Resolution(c.alert_id, c.resolved_at, c.message, c.details) for c in recovery.cleared
+    )
+
     existing_summary = open_summaries[0] if open_summaries else None
-    failing = len(failures) + len(counted_incidents)  # an incident counts as one failure
+    # An incident counts as one failure, and so does each recovery finding.
+    failing = len(failures) + len(counted_incidents) + len(recovery.findings)
     if failing > 1 or (failing and existing_summary is not None):
         plan.summary = SummaryChange(
             existing_id=existing_summary.id if existing_summary else None,
@@ -354,8 +390,14 @@ def plan_alert_changes(
             existing_alert_ids=[int(i) for i in existing_summary.details.get("alert_ids", [])]
             if existing_summary
             else [],
-            checked_at=max([r["checked_at"] for r in failures] + [at for _, at in counted_incidents]),
-            failure_keys=list(grouped) + [(None, b, BACKEND_INCIDENT) for b, _ in counted_incidents],
+            checked_at=max(
+                [r["checked_at"] for r in failures]
+                + [at for _, at in counted_incidents]
+                + [f.seen_at for f in recovery.findings]
+            ),
+            failure_keys=list(grouped)
+            + [(None, b, BACKEND_INCIDENT) for b, _ in counted_incidents]
+            + [f.key for f in recovery.findings],
         )
     return plan
 

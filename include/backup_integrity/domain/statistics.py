@@ -70,9 +70,10 @@ def _contract_counts(failures: list[CheckResult], other_backups: set[str], passe
 
 
 def run_failed(stats: Statistics) -> bool:
-    """A run fails when any of its own checks failed or could not run, and was not repaired."""
+    """A run fails when any of its own checks failed or could not run, and was not repaired,
+    or when it raised a recovery alert (stale, wal_gap, not_immutable, retention_short)."""
     unrepaired = stats.get("checks_total", 0) - stats.get("checks_passed", 0) - stats.get("repaired", 0)
-    return unrepaired > 0
+    return unrepaired > 0 or stats.get("recovery_failures", 0) > 0
 
 
 def statistics_from_outcomes(

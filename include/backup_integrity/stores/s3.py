@@ -17,6 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from include.backup_integrity.domain.checks import Observation
+from include.backup_integrity.domain.immutability import (
+    LOCK_DISABLED,
+    LOCK_ENABLED,
+    UNVERIFIABLE,
+    BucketProtection,
+)
 from include.backup_integrity.stores.base import (
     READ_BLOCK_BYTES,
     FolderListing,
@@ -97,6 +103,8 @@ class S3Backend:
 
     #: A HEAD can tell more than a listing: the store's SHA-256, or one recorded at upload.
     reports_checksums = True
+    #: Every HEAD and GET says the object's object-lock retain-until date (absent: no retention).
+    reports_retention = True
 
     def __init__(self, name: str, conn_id: str, bucket: str) -> None:
         self.name = name
@@ -128,6 +136,47 @@ class S3Backend:
         except (BotoCoreError, OSError) as exc:
             return f"{self.name} ({self.conn_id}) cannot be reached: {exc}"
         return None
+
+    def bucket_protection(self) -> BucketProtection:
+        """The bucket's versioning state and object-lock configuration, asked once (two requests).
+
+        Self-contained so that whoever needs it (the hourly recovery checks, a store's
+        learned capabilities) can call it on any S3 store; both requests are counted as
+        ``bucket_config``. A bucket without object lock answers
+        ``ObjectLockConfigurationNotFoundError``: ``disabled``. A store that cannot say
+        through the S3 API (R2 keeps its bucket locks in Cloudflare's own API and answers
+        ``NotImplemented``) or refuses to (``AccessDenied``), or any other error, makes it
+        ``unverifiable``, with the store's answer in ``error``. Never raises.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        versioning: str | None = None
+        try:
+            self._count("bucket_config")
+            versioning = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status") or "Disabled"
+        except ClientError:
+            versioning = None
+        except (BotoCoreError, OSError):
+            versioning = None
+        try:
+            self._count("bucket_config")
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            code, message = describe_client_error(exc)
+            if code == "ObjectLockConfigurationNotFoundError":
+                return BucketProtection(self.name, versioning, LOCK_DISABLED)
+            return BucketProtection(self.name, versioning, UNVERIFIABLE, error=message)
+        except (BotoCoreError, OSError) as exc:
+            return BucketProtection(self.name, versioning, UNVERIFIABLE, error=f"{type(exc).__name__}: {exc}")
+        config = answer.get("ObjectLockConfiguration") or {}
+        enabled = config.get("ObjectLockEnabled") == "Enabled"
+        retention = (config.get("Rule") or {}).get("DefaultRetention")
+        return BucketProtection(
+            self.name,
+            versioning,
+            LOCK_ENABLED if enabled else LOCK_DISABLED,
+            dict(retention) if retention else None,
+        )
 
     def _count(self, what: str) -> None:
         with self._lock:
@@ -296,12 +345,19 @@ def head_observation(head: dict[str, Any]) -> Observation:
     """What a HEAD (or a GET's headers) says about an existing object."""
     etag = (head.get("ETag") or "").strip('"') or None
     size = head.get("ContentLength")
+    retain_until = head.get("ObjectLockRetainUntilDate")
     return Observation(
         exists=True,
         size=size,
         server_sha256=sha256_from_store(head),
         metadata_sha256=metadata_sha256_of(head.get("Metadata")),
-        extra={"etag": etag},
+        # An S3 store reports the object's retention, if it has one, with every HEAD and GET.
+        extra={"etag": etag}
+        | (
+            {"retain_until": retain_until.isoformat() if isinstance(retain_until, datetime) else retain_until}
+            if retain_until
+            else {}
+        ),
         fingerprint=s3_fingerprint(etag, size, head.get("LastModified")),
     )
 

@@ -10,8 +10,10 @@ would pass checks that never ran.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.domain.cost import estimate_cost
 from include.backup_integrity.domain.repair import OFF, plan_repairs, repair_statistics, unfinished_outcomes
 from include.backup_integrity.domain.statistics import statistics_from_outcomes
 from include.backup_integrity.tasks.incidents import held_backends
@@ -58,13 +60,33 @@ def repairs_to_report(
     return unfinished
 
 
+def run_cost(outcomes: list[ChunkOutcome], stats: Statistics, plan: dict[str, Any]) -> dict[str, Any]:
+    """``estimated_cost_usd`` and ``estimated_cost_unpriced``: the chunks' requests and bytes read,
+    and the bucket probe's requests, at the Variable's ``prices``."""
+    requests: dict[str, Counter[str]] = {}
+    bytes_read: Counter[str] = Counter()
+    for outcome in outcomes:
+        requests.setdefault(outcome["backend"], Counter()).update(outcome["requests"])
+        bytes_read[outcome["backend"]] += outcome["bytes_read"]
+    for store, count in (stats.get("bucket_probe_requests") or {}).items():  # type: ignore[attr-defined]
+        requests.setdefault(store, Counter())["bucket_config"] += count
+    costs, unpriced = estimate_cost(requests, bytes_read, plan["settings"].get("prices") or {})
+    return {
+        "estimated_cost_usd": costs,
+        "estimated_cost_unpriced": unpriced,
+        "bytes_read_by_store": dict(sorted(bytes_read.items())),
+    }
+
+
 def aggregate(
     outcomes: Iterable[ChunkOutcome],
     plan: dict[str, Any],
     run_id: str,
     repairs: list[RepairOutcome] | None = None,
+    recovery: dict[str, Any] | None = None,
 ) -> Statistics:
-    """The run's statistics from every chunk's outcome and the repairs; emitted as metrics too."""
+    """The run's statistics from every chunk's outcome, the repairs and the recovery checks
+    (:func:`include.backup_integrity.tasks.recovery.judge_recovery`); emitted as metrics too."""
     from include.backup_integrity.tasks.metrics import emit_statistics
 
     outcomes = list(outcomes)
@@ -81,6 +103,8 @@ def aggregate(
     stats.update(plan.get("rotation") or {})  # type: ignore[typeddict-item]
     stats.update(repair_statistics(plan.get("repair", OFF), list(repairs or [])))  # type: ignore[typeddict-item]
     stats["backend_incidents"] = held_backends(outcomes, plan)
+    stats.update(recovery or {})  # type: ignore[typeddict-item]
+    stats.update(run_cost(outcomes, stats, plan))  # type: ignore[typeddict-item]
     log.info("run statistics: %s", stats)
     emit_statistics(stats)
     return stats

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from include.backup_integrity.domain.records import CheckResult, ChunkOutcome, Statistics
+    from include.backup_integrity.domain.recovery import RecoveryJudgement
     from include.backup_integrity.domain.repair import RepairOutcome
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,12 @@ def raise_alerts(
     run_id: str,
     dag_id: str,
     repairs: list[RepairOutcome] | None = None,
+    recovery: RecoveryJudgement | None = None,
 ) -> dict[str, Any]:
-    """Write failures, metadata and alerts in one transaction; then deliver notices."""
+    """Write failures, metadata and alerts in one transaction; then deliver notices.
+
+    ``recovery`` is what the run's recovery checks judged (``stale``, ``wal_gap``, … alerts).
+    """
     from include.backup_integrity.catalog import alert_store as alerts
     from include.backup_integrity.catalog.repairs import record_unrecorded
     from include.backup_integrity.notify import delivery as notify
@@ -77,6 +82,7 @@ def raise_alerts(
                 run_id,
                 applied,
                 incidents=run_incidents(outcomes, plan),
+                recovery=recovery,
             )
         log.info("metadata updated on %d backup(s); alerts: %s", updated, changes)
         with naming_waits(timeouts, "recording the delivery of notices"):

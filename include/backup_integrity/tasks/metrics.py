@@ -16,12 +16,19 @@ PREFIX = "backup_integrity"
 
 
 def numeric_statistics(stats: dict[str, Any]) -> dict[str, float]:
-    """The statistics that are numbers (booleans, text and lists are not metrics)."""
-    return {
+    """The statistics that are numbers (booleans, text and lists are not metrics).
+
+    Of the maps, ``estimated_cost_usd`` is one metric per store:
+    ``backup_integrity.estimated_cost_usd.<store>`` (and ``.total``).
+    """
+    values = {
         key: value
         for key, value in stats.items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
+    for store, dollars in (stats.get("estimated_cost_usd") or {}).items():
+        values[f"estimated_cost_usd.{store}"] = dollars
+    return values
 
 
 def _stats() -> Any:

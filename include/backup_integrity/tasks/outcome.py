@@ -38,5 +38,22 @@ def check_outcome(statistics: Statistics) -> None:
                 if "repaired" in statistics
                 else ""
             )
+            + recovery_part(statistics)
         )
     log.info("all %d check(s) passed", statistics.get("checks_total", 0))
+
+
+def recovery_part(statistics: Statistics) -> str:
+    """What the recovery checks found, for the failure message ("" when nothing)."""
+    found = []
+    if statistics.get("stale_types"):
+        found.append(f"stale backup type(s) {statistics['stale_types']}")
+    if statistics.get("wal_gaps"):
+        found.append(f"{statistics['wal_gaps']} WAL gap(s)")
+    for key, label in (
+        ("not_immutable_alerts", "store(s) required to be immutable are not"),
+        ("retention_short", "copies retained too briefly"),
+    ):
+        if statistics.get(key):
+            found.append(f"{statistics[key]} {label}")
+    return f"; recovery: {', '.join(found)}" if found else ""

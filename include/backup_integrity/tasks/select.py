@@ -27,6 +27,7 @@ from include.backup_integrity.config.settings import (
     require_connection,
 )
 from include.backup_integrity.domain.checks import make_result
+from include.backup_integrity.domain.freshness import is_backfill
 from include.backup_integrity.domain.planning import build_chunks, parts_for, routes
 from include.backup_integrity.domain.records import INVALID_RECORD
 from include.backup_integrity.domain.timestamps import utc_now_iso
@@ -152,6 +153,8 @@ def select_backups(
         "mode": options.mode,
         "window_start": window_start.isoformat() if window_start else None,
         "window_end": window_end_out.isoformat() if window_end_out else None,
+        # A window that ended more than two hours before the run started: no freshness verdict.
+        "backfill": window_end_out is not None and is_backfill(window_end_out, datetime.now(UTC)),
         "settings": settings.to_dict(),
         "rotation": rotation.statistics() if options.mode == "rolling" else {},
         "repair": options.repair,

@@ -36,7 +36,7 @@ from include.backup_integrity.domain.records import (
     pack_ids,
 )
 from include.backup_integrity.domain.rotation import is_due
-from include.backup_integrity.domain.timestamps import utc_now_iso
+from include.backup_integrity.domain.timestamps import parse_timestamp, utc_now_iso
 from include.backup_integrity.stores.base import CONCURRENCY, FolderListing, split_path
 
 if TYPE_CHECKING:
@@ -370,6 +370,13 @@ def _read(
             last_read_at=read_at,
             last_read_bytes=observation.bytes_read,
         )
+        if getattr(backend, "reports_retention", False):
+            # The rotation's read is also its retention read: the GET says the retain-until date.
+            state = replace(
+                state,
+                retain_until=parse_timestamp((observation.extra or {}).get("retain_until")),
+                retention_read_at=read_at,
+            )
     elif not observation.error and not observation.exists:
         state = replace(state, fingerprint=None)
     return ObjectCheck(result, state, observation.bytes_read or 0, observation.content_sha256 is not None)

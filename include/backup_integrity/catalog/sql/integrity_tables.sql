@@ -87,6 +87,10 @@ CREATE TABLE IF NOT EXISTS backup_integrity_object (
     last_read_at timestamptz NULL,
     last_read_bytes bigint NULL,
     probed_fingerprint text NULL,
+    -- The object-lock retain-until date the last read found (NULL: none), and when it was read
+    -- (revision 0008_recovery_chain).
+    retain_until timestamptz NULL,
+    retention_read_at timestamptz NULL,
     PRIMARY KEY (backup_id, backend)
 );
 CREATE INDEX IF NOT EXISTS backup_integrity_object_read_idx

@@ -1,7 +1,7 @@
 """The console: notices delivered through a digest, and the indexes the console's pages read by.
 
 Revision ID: 0009_console_indexes
-Revises: 0005_notice_expiry
+Revises: 0008_recovery_chain
 
 ``backup_integrity_notification.digest_run_id`` records that a notice went out as
 part of the digest of that run (a run that queued more than ``notify_digest_after``
@@ -24,7 +24,7 @@ from alembic import context, op
 from include.backup_integrity.catalog.alert_markers import quoted
 
 revision = "0009_console_indexes"
-down_revision = "0005_notice_expiry"
+down_revision = "0008_recovery_chain"
 branch_labels = None
 depends_on = None
 

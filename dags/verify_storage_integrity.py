@@ -126,6 +126,7 @@ def verify_storage_integrity():
         from include.backup_integrity.tasks.aggregate import (
             UpstreamIncomplete,
             aggregate,
+            complete_outcomes,
             repairs_to_report,
             require_every_chunk,
         )
@@ -135,6 +136,7 @@ def verify_storage_integrity():
             plan = require_every_chunk(chunk_results, ti.xcom_pull(task_ids="select_backups", key="plan"))
         except UpstreamIncomplete as incomplete:
             raise AirflowSkipException(str(incomplete)) from None  # the failed task fails the run
+        chunk_results = complete_outcomes(chunk_results, plan, run_id)
         reported = repairs_to_report(chunk_results, plan, repairs)
         ti.xcom_push(key="repairs", value=reported)
         return aggregate(chunk_results, plan, run_id, reported)

@@ -20,6 +20,7 @@ from include.backup_integrity.catalog.schema import (
     upgrade_schema,
 )
 from tests.support.catalog_schema import (
+    BOUNDED_GROWTH_DDL,
     DRILL_TABLE_DDL,
     clear_ddl_log,
     ddl_log,
@@ -60,16 +61,18 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         # Revisions after the baseline: the drill history, the shared store deadline's table, the
-        # outbox's expiry column.
+        # outbox's expiry column, the chunks' hand-over of failures and the pruning's indexes.
         *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
+        *BOUNDED_GROWTH_DDL,
     ], "the release's tables are only stamped"
     upgraded = {
         **as_upgraded(before),
         "backup_integrity_store_deadline": [],
         "backup_integrity_restore": [],
+        "backup_integrity_chunk_failure": [],
     }  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, "no row lost; alerts marked; expired_at"
     assert all(json.loads(row)["details"]["source"] for row in upgraded["backups_backupalert"])

@@ -151,6 +151,9 @@ class Settings(BaseModel):
     incident_ratio: Ratio = 0.5
     #: A notice not delivered this long after it was queued is marked expired, never sent late.
     notice_max_age_hours: Hours = 72
+    #: History (results, runs, sent or expired notices, resolved alerts' occurrences, repairs)
+    #: older than this many days is pruned by each run; open alerts and object state never are.
+    retention_days: Count = 90
     #: Restore drills: validated by ``config/drill_settings.py`` (None: drills not configured).
     restore_drill: dict[str, Any] | None = None
     wal_segment_bytes: int = 16 * 1024 * 1024

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.repair import OFF, plan_repairs, repair_statistics, unfinished_outcomes
 from include.backup_integrity.domain.statistics import statistics_from_outcomes
 from include.backup_integrity.tasks.incidents import held_backends
-from include.backup_integrity.tasks.results import failures_of
+from include.backup_integrity.tasks.results import failures_of, with_failures
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -43,6 +44,13 @@ def require_every_chunk(outcomes: list[ChunkOutcome], plan: dict[str, Any] | Non
     if len(outcomes) < expected:
         raise UpstreamIncomplete(f"only {len(outcomes)} of {expected} chunk(s) finished: no statistics")
     return plan
+
+
+def complete_outcomes(
+    outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: str
+) -> list[ChunkOutcome]:
+    """The chunks' outcomes with the failures they handed over through the catalog."""
+    return with_failures(outcomes, Settings.from_dict(plan["settings"]), run_id)
 
 
 def repairs_to_report(

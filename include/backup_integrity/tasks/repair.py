@@ -54,7 +54,7 @@ from include.backup_integrity.stores.copying import (
     write_blocks,
 )
 from include.backup_integrity.tasks.incidents import held_backends, refuse_repairs_on
-from include.backup_integrity.tasks.results import failures_of, passed_result
+from include.backup_integrity.tasks.results import failures_of, passed_result, with_failures
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -76,8 +76,8 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     mode = plan.get("repair", OFF)
     if mode == OFF:
         return []
-    outcomes = list(outcomes)
     settings = Settings.from_dict(plan["settings"])
+    outcomes = with_failures(outcomes, settings, run_id)
     failures = failures_of(outcomes, plan)
     records = catalog_records_for(failures, settings)
     failures = at_catalog_paths(failures, records)

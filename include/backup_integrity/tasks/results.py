@@ -1,8 +1,10 @@
 """What the verifier's tasks hand each other: results, the run's failures, passes spelled out.
 
-Chunks send their failures in full and their passes as packed ids (see
-:class:`~include.backup_integrity.domain.records.ChunkOutcome`); the tasks after
-them read those through these helpers, so each reads them the same way.
+Chunks leave their failures in the catalog and send their count and their passes
+as packed ids (see :class:`~include.backup_integrity.domain.records.ChunkOutcome`),
+so no XCom grows with the number of failures; the tasks after them put the
+failures back (:func:`with_failures`) and read them through these helpers, so
+each reads them the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,40 @@ def redact_result(result: CheckResult) -> CheckResult:
         actual = {k: (redact(v) if isinstance(v, str) else v) for k, v in actual.items()}
     message = redact(result["message"]) or ""
     return {**result, "message": message, "path": redact(result["path"]), "actual": actual}
+
+
+def with_failures(outcomes: Iterable[ChunkOutcome], settings: Any, run_id: str) -> list[ChunkOutcome]:
+    """The chunks' outcomes with the failures each handed over through the catalog put back.
+
+    An outcome that carries its failures itself (an earlier release's XCom) is kept as it is.
+    """
+    from include.backup_integrity.catalog.connection import connect_catalog
+    from include.backup_integrity.catalog.handover import HandoverMissing, load_chunk_failures
+
+    outcomes = list(outcomes)
+    if not any(o.get("failure_count") for o in outcomes):
+        return outcomes
+    conn = connect_catalog(settings)
+    try:
+        with conn.cursor() as cur:
+            handed = load_chunk_failures(cur, run_id)
+        conn.commit()
+    finally:
+        conn.close()
+    complete = []
+    for outcome in outcomes:
+        count = outcome.get("failure_count") or 0
+        if count and not outcome["failures"]:
+            failures = handed.get(outcome["label"], [])
+            if len(failures) != count:
+                raise HandoverMissing(
+                    f"chunk {outcome['label']!r} of run {run_id} handed over {count} failure(s), "
+                    f"the catalog holds {len(failures)} (its rows were removed): clear its verify_chunk "
+                    "to check it again"
+                )
+            outcome = {**outcome, "failures": failures}
+        complete.append(outcome)
+    return complete
 
 
 def failures_of(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any]) -> list[CheckResult]:

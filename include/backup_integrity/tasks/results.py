@@ -35,7 +35,7 @@ def with_failures(outcomes: Iterable[ChunkOutcome], settings: Any, run_id: str) 
     An outcome that carries its failures itself (an earlier release's XCom) is kept as it is.
     """
     from include.backup_integrity.catalog.connection import connect_catalog
-    from include.backup_integrity.catalog.handover import HandoverMissing, load_chunk_failures
+    from include.backup_integrity.catalog.handover import load_chunk_failures
 
     outcomes = list(outcomes)
     if not any(o.get("failure_count") for o in outcomes):
@@ -47,6 +47,15 @@ def with_failures(outcomes: Iterable[ChunkOutcome], settings: Any, run_id: str) 
         conn.commit()
     finally:
         conn.close()
+    return put_back(outcomes, handed, run_id)
+
+
+def put_back(
+    outcomes: Iterable[ChunkOutcome], handed: dict[str, list[CheckResult]], run_id: str
+) -> list[ChunkOutcome]:
+    """Each outcome with the failures handed over under its label; all of them, or an error."""
+    from include.backup_integrity.catalog.handover import HandoverMissing
+
     complete = []
     for outcome in outcomes:
         count = outcome.get("failure_count") or 0

@@ -107,7 +107,7 @@ def verify_storage_integrity():
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
     # No retries: a copy is recorded once proven, and a clear (not a retry) repeats the rest.
     @task(task_display_name="Repair bad copies", retries=0, trigger_rule=TriggerRule.NONE_FAILED)
-    def repair_copies(chunk_results: list, plan: dict, run_id=None) -> list:
+    def repair_copies(chunk_results: list, plan: dict, run_id=None) -> dict:
         from include.backup_integrity.tasks.repair import repair_copies
 
         return repair_copies(list(chunk_results), plan, run_id)
@@ -119,7 +119,7 @@ def verify_storage_integrity():
         trigger_rule=TriggerRule.ALL_DONE,
         multiple_outputs=False,
     )
-    def aggregate_results(chunk_results: list, repairs: list | None, run_id=None, ti=None) -> Statistics:
+    def aggregate_results(chunk_results: list, repairs: dict | None, run_id=None, ti=None) -> Statistics:
         """Return the statistics; the repairs it reports go to XCom "repairs"."""
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -127,9 +127,11 @@ def verify_storage_integrity():
             UpstreamIncomplete,
             aggregate,
             complete_outcomes,
+            expand_repairs,
             repairs_to_report,
             require_every_chunk,
         )
+        from include.backup_integrity.tasks.results import compact_repairs
 
         chunk_results = list(chunk_results)
         try:
@@ -137,13 +139,13 @@ def verify_storage_integrity():
         except UpstreamIncomplete as incomplete:
             raise AirflowSkipException(str(incomplete)) from None  # the failed task fails the run
         chunk_results = complete_outcomes(chunk_results, plan, run_id)
-        reported = repairs_to_report(chunk_results, plan, repairs)
-        ti.xcom_push(key="repairs", value=reported)
+        reported = repairs_to_report(chunk_results, plan, expand_repairs(repairs, plan, run_id))
+        ti.xcom_push(key="repairs", value=compact_repairs(reported))
         return aggregate(chunk_results, plan, run_id, reported)
 
     @task(task_display_name="Record results and raise alerts", trigger_rule=TriggerRule.NONE_FAILED)
     def raise_alerts(
-        chunk_results: list, plan: dict, statistics: dict, repairs: list, run_id=None, dag=None
+        chunk_results: list, plan: dict, statistics: dict, repairs: dict, run_id=None, dag=None
     ) -> dict:
         from include.backup_integrity.tasks.alert import raise_alerts
 

@@ -16,6 +16,7 @@ from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.repair import OFF, plan_repairs, repair_statistics, unfinished_outcomes
 from include.backup_integrity.domain.statistics import statistics_from_outcomes
 from include.backup_integrity.tasks.incidents import held_backends
+from include.backup_integrity.tasks.results import expand_repairs as expand_outcomes
 from include.backup_integrity.tasks.results import failures_of, with_failures
 
 if TYPE_CHECKING:
@@ -51,6 +52,13 @@ def complete_outcomes(
 ) -> list[ChunkOutcome]:
     """The chunks' outcomes with the failures they handed over through the catalog."""
     return with_failures(outcomes, Settings.from_dict(plan["settings"]), run_id)
+
+
+def expand_repairs(
+    repairs: list[RepairOutcome] | dict[str, Any] | None, plan: dict[str, Any], run_id: str
+) -> list[RepairOutcome] | None:
+    """``repair_copies``'s outcomes in full (its refusals read back from the catalog)."""
+    return expand_outcomes(repairs, Settings.from_dict(plan["settings"]), run_id)
 
 
 def repairs_to_report(

@@ -23,7 +23,7 @@ from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.records import unpack_ids
 from include.backup_integrity.domain.repair import APPLY
 from include.backup_integrity.tasks.incidents import run_incidents
-from include.backup_integrity.tasks.results import failures_of, passed_result, with_failures
+from include.backup_integrity.tasks.results import expand_repairs, failures_of, passed_result, with_failures
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,7 +40,7 @@ def raise_alerts(
     statistics: Statistics,
     run_id: str,
     dag_id: str,
-    repairs: list[RepairOutcome] | None = None,
+    repairs: list[RepairOutcome] | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write failures, metadata and alerts in one transaction; then deliver notices."""
     from include.backup_integrity.catalog import alert_store as alerts
@@ -52,7 +52,7 @@ def raise_alerts(
     settings = Settings.from_dict(plan["settings"])
     outcomes = with_failures(outcomes, settings, run_id)
     failures = failures_of(outcomes, plan)
-    repairs = list(repairs or [])
+    repairs = list(expand_repairs(repairs, settings, run_id) or [])
     timeouts = SessionTimeouts.of(settings)
     conn = connect_catalog(settings)
     try:

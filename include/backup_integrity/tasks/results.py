@@ -9,15 +9,20 @@ each reads them the same way.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.config.secrets import redact
 from include.backup_integrity.domain.records import PASSED, CheckResult
+from include.backup_integrity.domain.repair import REFUSED
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from include.backup_integrity.domain.records import ChunkOutcome
+    from include.backup_integrity.domain.repair import RepairOutcome
 
 
 def redact_result(result: CheckResult) -> CheckResult:
@@ -70,6 +75,44 @@ def put_back(
             outcome = {**outcome, "failures": failures}
         complete.append(outcome)
     return complete
+
+
+def compact_repairs(repairs: list[RepairOutcome] | dict[str, Any]) -> dict[str, Any]:
+    """Repairs as XCom carries them: those that copy or plan in full, the refused by count only.
+
+    What is copied or planned is bounded by ``repair_max_copies``; refusals (a backend
+    incident refuses every copy on that backend) are recorded in ``backup_integrity_repair``
+    and read back by :func:`expand_repairs`.
+    """
+    if isinstance(repairs, dict):
+        return repairs
+    kept = [o for o in repairs if o["status"] != REFUSED]
+    return {"outcomes": kept, "refused": len(repairs) - len(kept)}
+
+
+def expand_repairs(
+    repairs: list[RepairOutcome] | dict[str, Any] | None, settings: Any, run_id: str
+) -> list[RepairOutcome] | None:
+    """Every repair outcome of the run: the refused ones read back from the catalog, then the rest."""
+    if repairs is None or isinstance(repairs, list):
+        return repairs
+    refused: list[Any] = []
+    if repairs.get("refused"):
+        from include.backup_integrity.catalog.connection import connect_catalog
+        from include.backup_integrity.catalog.repairs import load_refused
+
+        conn = connect_catalog(settings)
+        try:
+            with conn.cursor() as cur:
+                refused = load_refused(cur, run_id)
+            conn.commit()
+        finally:
+            conn.close()
+        if len(refused) != repairs["refused"]:
+            log.warning(
+                "run %s: %d refused repair(s) recorded, %d reported", run_id, len(refused), repairs["refused"]
+            )
+    return [*refused, *repairs["outcomes"]]
 
 
 def failures_of(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any]) -> list[CheckResult]:

@@ -51,6 +51,9 @@ def complete_outcomes(
     outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: str
 ) -> list[ChunkOutcome]:
     """The chunks' outcomes with the failures they handed over through the catalog."""
+    outcomes = list(outcomes)
+    if not any(o.get("failure_count") and not o["failures"] for o in outcomes):
+        return outcomes
     return with_failures(outcomes, Settings.from_dict(plan["settings"]), run_id)
 
 
@@ -83,7 +86,7 @@ def aggregate(
     """The run's statistics from every chunk's outcome and the repairs; emitted as metrics too."""
     from include.backup_integrity.tasks.metrics import emit_statistics
 
-    outcomes = list(outcomes)
+    outcomes = complete_outcomes(outcomes, plan, run_id)  # a no-op when the caller put them back
     stats = statistics_from_outcomes(
         outcomes,
         plan["decided"],

@@ -43,7 +43,7 @@ def with_failures(outcomes: Iterable[ChunkOutcome], settings: Any, run_id: str) 
     from include.backup_integrity.catalog.handover import load_chunk_failures
 
     outcomes = list(outcomes)
-    if not any(o.get("failure_count") for o in outcomes):
+    if not any(o.get("failure_count") and not o["failures"] for o in outcomes):
         return outcomes
     conn = connect_catalog(settings)
     try:

@@ -17,7 +17,14 @@ and prints wall time, requests per backend, mapped task instances and peak
 memory, with the ratios. ``--hash-mib`` also measures full-mode hashing of a
 local file against hashlib's raw SHA-256 speed on this machine.
 
+``--incident`` measures an incident instead: after a steady state (a cold then a
+warm quick run), the local volume is emptied (as if unmounted) and two quick runs
+find the whole backend missing. For each run it prints the wall time, the largest
+XCom of each task (read from Airflow's metadata database), the notices the webhook
+received, and the rows each run added to the package's tables.
+
     PYTHONPATH=. .venv/bin/python -m bench.scale --backups 1000 10000 100000
+    PYTHONPATH=. .venv/bin/python -m bench.scale --incident --backups 100000
 """
 
 from __future__ import annotations
@@ -117,9 +124,15 @@ def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
         "with create_session() as s:\n"
         "    mapped = s.query(TaskInstance).filter(TaskInstance.run_id == outcome.run_id,"
         " TaskInstance.task_id == 'verify_chunk').count()\n"
+        "    from airflow.models.xcom import XComModel\n"
+        "    xcoms = {}\n"
+        "    for row in s.query(XComModel).filter(XComModel.run_id == outcome.run_id):\n"
+        "        raw = row.value if isinstance(row.value, str) else json.dumps(row.value)\n"
+        "        key = row.task_id if row.key == 'return_value' else row.task_id + ':' + row.key\n"
+        "        xcoms[key] = max(xcoms.get(key, 0), len(raw.encode()))\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
         "print('RESULT ' + json.dumps({'state': outcome.state, 'stats': outcome.statistics, 'wall': wall,"
-        " 'mapped': mapped, 'peak_mib': peak}))\n"
+        " 'mapped': mapped, 'peak_mib': peak, 'xcom_bytes': xcoms}))\n"
     )
     process = subprocess.run(
         [sys.executable, "-c", code],
@@ -310,6 +323,11 @@ def main() -> int:
     parser.add_argument(
         "--hash-mib", type=int, default=1024, help="file size for the hashing benchmark (0: skip)"
     )
+    parser.add_argument(
+        "--incident",
+        action="store_true",
+        help="measure an incident (the whole local backend missing) at each N instead",
+    )
     args = parser.parse_args()
 
     from devtools.runs import use_throwaway_airflow
@@ -324,6 +342,16 @@ def main() -> int:
     )
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     report: list[dict[str, Any]] = []
+    if args.incident:
+        try:
+            for n in sorted(args.backups):
+                report.append(
+                    bench_incident(n, Stores, create_buckets, create_catalog, s3_server, PostgresServer)
+                )
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        log("\nJSON " + json.dumps(report))
+        return 0
     try:
         for n in sorted(args.backups):
             sample = args.old_way_sample if args.old_way_all or n == min(args.backups) else 0
@@ -500,6 +528,95 @@ def bench_one(
             "rclone": rclone,
         }
     finally:
+        for service in reversed(services):
+            service.stop()
+        shutil.rmtree(local_root, ignore_errors=True)
+
+
+def table_rows(catalog_dsn: str) -> dict[str, int]:
+    """Rows of each of the package's tables (every name that starts with ``backup_integrity_``)."""
+    import psycopg
+
+    with psycopg.connect(catalog_dsn) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename LIKE 'backup\\_integrity\\_%%'"
+            )
+        ]
+        return {name: conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in sorted(names)}
+
+
+def bench_incident(n, Stores, create_buckets, create_catalog, s3_server, PostgresServer) -> dict[str, Any]:
+    """A steady state, then the whole local backend missing (an empty mount point) for two runs."""
+    from devtools.services import WebhookReceiver, apprise_connection, store_connections
+
+    services: list[Any] = []
+    local_root = tempfile.mkdtemp(prefix="bi-bench-backups-")
+    webhook = WebhookReceiver().start()
+    try:
+        postgres = PostgresServer().start()
+        services.append(postgres)
+        r2, b2 = s3_server("r2").start(), s3_server("b2").start()
+        services += [r2, b2]
+        stores = Stores(
+            catalog_dsn=postgres.create_database("catalog"),
+            local_root=local_root,
+            r2=r2.client(),
+            b2=b2.client(),
+        )
+        create_catalog(stores)
+        create_buckets(stores)
+        started = time.perf_counter()
+        seed(n, stores, stores.catalog_dsn)
+        seeded = time.perf_counter() - started
+        log(f"\n=== incident at N = {n:,} backups x 3 backends (seeded in {seeded:.0f}s) ===")
+        settings = {
+            **store_connections(postgres, r2, b2, "catalog"),
+            "AIRFLOW_CONN_BACKUP_NOTIFY": json.dumps(apprise_connection(webhook.apprise_url)),
+            "AIRFLOW_VAR_BACKUP_INTEGRITY": json.dumps({"local_root": local_root, "repair": "plan"}),
+        }
+        env = {**os.environ, **settings}
+        runs: list[tuple[str, dict[str, Any]]] = []
+        for label in (
+            "cold (first run)",
+            "warm (steady state)",
+            "incident (local volume empty)",
+            "incident, again",
+        ):
+            if label.startswith("incident") and os.listdir(local_root):
+                shutil.rmtree(local_root)
+                os.mkdir(local_root)  # an empty mount point: the folder is there, the files are not
+            before = table_rows(stores.catalog_dsn)
+            webhook.clear()
+            run = dag_run(env, {"mode": "quick"})
+            after = table_rows(stores.catalog_dsn)
+            run["notices"] = len(webhook.messages)
+            run["rows_added"] = {
+                t: after[t] - before.get(t, 0) for t in after if after[t] != before.get(t, 0)
+            }
+            runs.append((label, run))
+        heading = f"{'run':34} {'state':8} {'wall s':>7} {'notices':>7} {'largest XCom (task: bytes)':>44}"
+        log(f"{heading}  rows added")
+        for label, run in runs:
+            task, size = max(run["xcom_bytes"].items(), key=lambda item: item[1])
+            largest = f"{task}: {size:,}"
+            log(
+                f"{label:34} {run['state']:8} {run['wall']:7.1f} {run['notices']:7} {largest:>44}"
+                f"  {sum(run['rows_added'].values()):,} {run['rows_added']}"
+            )
+        incident = runs[2][1]
+        stats = incident["stats"]
+        log(
+            f"incident run: backend_incidents {stats['backend_incidents']}, "
+            f"missing_files {stats['missing_files']:,}, repair_plan {len(stats.get('repair_plan', []))} "
+            f"of repair_plan_total {stats.get('repair_plan_total')}; "
+            f"XCom bytes per task {incident['xcom_bytes']}"
+        )
+        return {"n": n, "runs": [{"label": label, **run} for label, run in runs]}
+    finally:
+        webhook.stop()
         for service in reversed(services):
             service.stop()
         shutil.rmtree(local_root, ignore_errors=True)

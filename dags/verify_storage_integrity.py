@@ -107,7 +107,7 @@ def verify_storage_integrity():
     # none_failed: a window whose checks were all decided from the catalog maps no chunk at all.
     # No retries: a copy is recorded once proven, and a clear (not a retry) repeats the rest.
     @task(task_display_name="Repair bad copies", retries=0, trigger_rule=TriggerRule.NONE_FAILED)
-    def repair_copies(chunk_results: list, plan: dict, run_id=None) -> list:
+    def repair_copies(chunk_results: list, plan: dict, run_id=None) -> dict:
         from include.backup_integrity.tasks.repair import repair_copies
 
         return repair_copies(list(chunk_results), plan, run_id)
@@ -119,16 +119,19 @@ def verify_storage_integrity():
         trigger_rule=TriggerRule.ALL_DONE,
         multiple_outputs=False,
     )
-    def aggregate_results(chunk_results: list, repairs: list | None, run_id=None, ti=None) -> Statistics:
+    def aggregate_results(chunk_results: list, repairs: dict | None, run_id=None, ti=None) -> Statistics:
         """Return the statistics; the repairs it reports go to XCom "repairs"."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.backup_integrity.tasks.aggregate import (
             UpstreamIncomplete,
             aggregate,
+            complete_outcomes,
+            expand_repairs,
             repairs_to_report,
             require_every_chunk,
         )
+        from include.backup_integrity.tasks.results import compact_repairs
 
         chunk_results = list(chunk_results)
         try:
@@ -137,8 +140,9 @@ def verify_storage_integrity():
             raise AirflowSkipException(str(incomplete)) from None  # the failed task fails the run
         from include.backup_integrity.tasks.recovery import judge_recovery
 
-        reported = repairs_to_report(chunk_results, plan, repairs)
-        ti.xcom_push(key="repairs", value=reported)
+        chunk_results = complete_outcomes(chunk_results, plan, run_id)
+        reported = repairs_to_report(chunk_results, plan, expand_repairs(repairs, plan, run_id))
+        ti.xcom_push(key="repairs", value=compact_repairs(reported))
         recovery, judgement = judge_recovery(plan, run_id, {o["backend"] for o in chunk_results})
         ti.xcom_push(key="recovery", value=judgement or {})  # a None XCom is "not found"
         return aggregate(chunk_results, plan, run_id, reported, recovery)
@@ -148,7 +152,7 @@ def verify_storage_integrity():
         chunk_results: list,
         plan: dict,
         statistics: dict,
-        repairs: list,
+        repairs: dict,
         recovery: dict | None,
         run_id=None,
         dag=None,

@@ -134,10 +134,26 @@ def alerts(stores: Stores, status: str | None = None) -> list[dict[str, Any]]:
     return [r for r in rows if status is None or r["status"] == status]
 
 
+#: What a run found for each copy: the results it recorded (the copies whose kind or evidence
+#: changed) and, for the copies it checked unchanged (the object state names it as their last
+#: check), the copy's newest result, which it confirmed. ``%s`` twice: the run id.
+RUN_FINDINGS_SQL = (
+    "SELECT backup_id::text AS backup_id, backend, kind, evidence, message FROM backup_integrity_result "
+    "WHERE run_id = %s UNION ALL ("
+    "SELECT DISTINCT ON (r.backup_id, r.backend) r.backup_id::text, r.backend, r.kind, r.evidence, r.message "
+    "FROM backup_integrity_object o JOIN backup_integrity_result r "
+    "ON r.backup_id = o.backup_id AND r.backend = o.backend "
+    "WHERE o.last_run_id = %s AND NOT EXISTS (SELECT 1 FROM backup_integrity_result mine "
+    "WHERE mine.run_id = o.last_run_id AND mine.backup_id = o.backup_id AND mine.backend = o.backend) "
+    "ORDER BY r.backup_id, r.backend, r.checked_at DESC)"
+)
+
+
+def run_findings(stores: Stores, run_id: str) -> list[dict[str, Any]]:
+    """Each copy's outcome as ``run_id`` found it (exact for the latest run that checked the copy)."""
+    return query(stores, f"SELECT * FROM ({RUN_FINDINGS_SQL}) findings", [run_id, run_id])
+
+
 def results(stores: Stores, run_id: str) -> dict[tuple[str, str], str]:
-    rows = query(
-        stores,
-        "SELECT backup_id::text AS backup_id, backend, kind FROM backup_integrity_result WHERE run_id = %s",
-        [run_id],
-    )
-    return {(r["backup_id"], r["backend"]): r["kind"] for r in rows}
+    """What the run found for each copy it checked: (backup_id, backend) -> kind."""
+    return {(r["backup_id"], r["backend"]): r["kind"] for r in run_findings(stores, run_id)}

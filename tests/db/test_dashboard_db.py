@@ -189,15 +189,17 @@ def test_failures_per_day_and_open_alerts(seeded):
         alerts = open_alerts(cur, Settings(), NOW)
     assert len(days) == 30
     assert days[-1].day == "2026-11-30"
-    assert days[-1].total == 4
+    # The history keeps transitions: B's r2 copy was missing from two days ago until the
+    # checksum mismatch took over today, so it counts as missing on each of those days.
+    assert days[-1].total == 5
     assert days[-1].by_kind == {
-        "missing": 1,
+        "missing": 2,
         "backend_error": 1,
         "checksum_mismatch": 1,
         "invalid_record": 1,
     }
-    assert days[-3].by_kind == {"missing": 1}
-    assert sum(d.total for d in days) == 5
+    assert days[-2].by_kind == days[-3].by_kind == {"missing": 1}
+    assert sum(d.total for d in days) == 7
 
     assert alerts.total == 2, "resolved alerts are not open"
     first = alerts.alerts[0]
@@ -209,6 +211,28 @@ def test_failures_per_day_and_open_alerts(seeded):
     )
     assert alerts.alerts[1].status == "ACKNOWLEDGED"
     assert alerts.alerts[1].age == "3.0 h"
+
+
+def test_a_failure_that_persists_unchanged_counts_each_day_until_its_copy_was_last_checked(catalog):
+    """One result row (the transition) and the object's last check: every day between is a failing day."""
+    began = NOW - timedelta(days=4)
+    with catalog.cursor() as cur:
+        add_backup(cur, A, "FULL_DATABASE", began)
+        add_result(cur, "run-a", A, "r2", "missing", began)
+        cur.execute(
+            "INSERT INTO backup_integrity_object (backup_id, backend, last_kind, last_checked_at, "
+            "last_run_id) VALUES (%s, 'r2', 'missing', %s, 'run-e')",
+            [A, NOW - timedelta(days=1)],
+        )
+        days = failures_per_day(cur, NOW.date())
+        cells = matrix(cur, Settings(), 1, 50)
+    failing = [d.day for d in days if d.total]
+    assert failing == [(NOW - timedelta(days=n)).date().isoformat() for n in (4, 3, 2, 1)]
+    [row] = cells.rows
+    assert row.cells["r2"].state == "missing"
+    assert row.cells["r2"].checked_at == (NOW - timedelta(days=1)).isoformat(), (
+        "the last check, not the first"
+    )
 
 
 def test_the_benchmark_seed_is_consistent_at_small_scale(catalog):

@@ -43,6 +43,7 @@ from tests.support.connections import set_connection, set_variable
 HEAD = "0009_console_indexes"
 VERIFIER_TABLES = [
     "backup_integrity_alert_occurrence",
+    "backup_integrity_chunk_failure",
     "backup_integrity_notification",
     "backup_integrity_object",
     "backup_integrity_repair",
@@ -188,6 +189,7 @@ def test_a_partial_schema_gets_only_its_missing_parts_then_is_stamped(db, postgr
             ("CREATE INDEX", "public.backup_integrity_result_failed_idx"),
             ("CREATE TABLE", "public.backup_integrity_repair"),
             *DRILL_TABLE_DDL,  # revision 0002
+            ("CREATE INDEX", "public.backup_integrity_repair_recorded_idx"),  # revision 0006, on it
             *ALERT_INDEX_DDL,  # revision 0009
         ]
     )

@@ -21,6 +21,7 @@ from include.backup_integrity.catalog.schema import (
 )
 from tests.support.catalog_schema import (
     ALERT_INDEX_DDL,
+    BOUNDED_GROWTH_DDL,
     DRILL_TABLE_DDL,
     clear_ddl_log,
     ddl_log,
@@ -61,12 +62,14 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         # Revisions after the baseline: the drill history, the shared store deadline's table, the
-        # outbox's expiry column, the objects' two retention columns (0008_recovery_chain),
-        # the outbox's digest column (0009_console_indexes).
+        # outbox's expiry column, the chunks' hand-over of failures and the pruning's indexes
+        # (0006_bounded_growth), the objects' two retention columns (0008_recovery_chain), the
+        # outbox's digest column (0009_console_indexes).
         *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
+        *BOUNDED_GROWTH_DDL,
         ("ALTER TABLE", "public.backup_integrity_object"),
         ("ALTER TABLE", "public.backup_integrity_object"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
@@ -76,6 +79,7 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         **as_upgraded(before),
         "backup_integrity_store_deadline": [],
         "backup_integrity_restore": [],
+        "backup_integrity_chunk_failure": [],
     }  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, "no row lost; alerts marked; expired_at"
     assert all(json.loads(row)["details"]["source"] for row in upgraded["backups_backupalert"])

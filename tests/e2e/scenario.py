@@ -217,12 +217,10 @@ def catalog_query(env: Environment, sql: str, params: list[Any] | None = None) -
 
 
 def results_of(env: Environment, run_id: str) -> dict[tuple[str, str], tuple[str, str | None]]:
-    rows = catalog_query(
-        env,
-        "SELECT backup_id::text AS backup_id, backend, kind, evidence FROM backup_integrity_result "
-        "WHERE run_id = %s",
-        [run_id],
-    )
+    """What the run found per copy (the history keeps transitions; see ``devtools.runs.run_findings``)."""
+    from devtools.runs import run_findings
+
+    rows = run_findings(env.stores, run_id)
     return {(env.role_of(r["backup_id"]), r["backend"]): (r["kind"], r["evidence"]) for r in rows}
 
 

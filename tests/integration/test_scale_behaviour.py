@@ -72,12 +72,13 @@ def test_a_full_read_lets_later_runs_pass_on_the_unchanged_fingerprint(
 def object_rows(stores):
     rows = query(
         stores,
-        "SELECT backup_id::text AS backup_id, backend, last_kind, last_run_id FROM backup_integrity_object",
+        "SELECT backup_id::text AS backup_id, backend, last_kind, last_run_id, fingerprint, sha256, "
+        "sha256_verified_at FROM backup_integrity_object",
     )
-    return {(r["backup_id"], r["backend"]): (r["last_kind"], r["last_run_id"]) for r in rows}
+    return {(r.pop("backup_id"), r.pop("backend")): r for r in rows}
 
 
-def test_unchanged_objects_are_not_rewritten_but_every_check_is_recorded(stores, run_dag):
+def test_unchanged_objects_keep_their_state_and_only_a_change_adds_history(stores, run_dag):
     backups = [seed_backup(stores, server_sha256=False) for _ in range(3)]
     run_dag({"mode": "quick"})
     settled = run_dag({"mode": "quick"})
@@ -89,11 +90,19 @@ def test_unchanged_objects_are_not_rewritten_but_every_check_is_recorded(stores,
 
     assert settled.state == "success"
     assert changed.state == "failed"
-    assert len(results(stores, changed.run_id)) == 9, "every check of the run is in the history"
-    assert after[(backups[0].id, "local")] == ("missing", changed.run_id)
+    assert len(results(stores, changed.run_id)) == 9, "every check of the run is known"
+    recorded = query(
+        stores, "SELECT backend FROM backup_integrity_result WHERE run_id = %s", [changed.run_id]
+    )
+    assert recorded == [{"backend": "local"}], "the history keeps the one transition"
+    gone = after[(backups[0].id, "local")]
+    assert (gone["last_kind"], gone["last_run_id"]) == ("missing", changed.run_id)
     unchanged = {key: row for key, row in after.items() if key != (backups[0].id, "local")}
-    assert unchanged == {key: before[key] for key in unchanged}, "identical rows are left alone"
     assert len(unchanged) == 8
+    assert {row.pop("last_run_id") for row in unchanged.values()} == {changed.run_id}, "each last check"
+    assert unchanged == {
+        key: {k: v for k, v in before[key].items() if k != "last_run_id"} for key in unchanged
+    }, "their outcome and state are as they were"
 
 
 def test_the_store_sha256_is_fetched_once_per_object_version(stores, run_dag):

@@ -20,6 +20,7 @@ from devtools.seed import put_object, write_local
 from include.backup_integrity.catalog.schema import VERSION_TABLE, current_revision, head_revision
 from tests.support.catalog import alerts, query
 from tests.support.catalog_schema import (
+    BOUNDED_GROWTH_DDL,
     CATALOG_TABLES,
     DRILL_TABLE_DDL,
     clear_ddl_log,
@@ -101,16 +102,18 @@ def test_the_first_run_upgrades_the_previous_release_with_no_data_lost_and_a_sec
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         # Revisions after the baseline: the drill history, the shared store deadline's table, the
-        # outbox's expiry column.
+        # outbox's expiry column, the chunks' hand-over of failures and the pruning's indexes.
         *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
+        *BOUNDED_GROWTH_DDL,
     ], "the release's tables are only stamped"
     upgraded = {
         **as_upgraded(before),
         "backup_integrity_store_deadline": [],
         "backup_integrity_restore": [],
+        "backup_integrity_chunk_failure": [],
     }  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, (
         "every row of every table is as the release left it, its alerts marked as the package's"
@@ -161,9 +164,10 @@ def test_the_first_full_run_keeps_the_release_history_and_updates_its_alerts_wit
     assert [alerts_after[a["id"]]["status"] for a in resolved] == ["RESOLVED"]
 
     before, after = as_upgraded(before), canonical_snapshot(snapshot(conn))
-    for table in ("backup_integrity_run", "backup_integrity_result", "backup_integrity_alert_occurrence"):
+    for table in ("backup_integrity_run", "backup_integrity_alert_occurrence"):
         assert set(before[table]) < set(after[table]), f"{table}: the release's rows kept, this run's added"
-    for table in ("backup_integrity_repair", "backup_integrity_notification"):
+    # The history keeps transitions: the same findings as the release's last run add no result.
+    for table in ("backup_integrity_result", "backup_integrity_repair", "backup_integrity_notification"):
         assert set(before[table]) <= set(after[table]), f"{table}: the release's rows are kept as they were"
     for table, key in (("backup_integrity_object", ("backup_id", "backend")), ("backups_backup", ("id",))):
         assert keys(before[table], key) == keys(after[table], key), (

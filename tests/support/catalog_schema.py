@@ -44,6 +44,16 @@ ALERT_INDEX_DDL = [
 ]
 
 
+#: The DDL revision 0006_bounded_growth runs on a catalog of an earlier release: the chunks'
+#: hand-over of failures and the indexes the retention's pruning uses.
+BOUNDED_GROWTH_DDL = [
+    ("CREATE TABLE", "public.backup_integrity_chunk_failure"),
+    ("CREATE INDEX", "public.backup_integrity_chunk_failure_pkey"),
+    ("CREATE INDEX", "public.backup_integrity_run_recorded_idx"),
+    ("CREATE INDEX", "public.backup_integrity_repair_recorded_idx"),
+]
+
+
 def restore_dump(dsn: str, path: Path = UPGRADE_FIXTURE) -> None:
     """Load a plain-SQL ``pg_dump`` with the system ``psql``, stopping at the first error."""
     subprocess.run(

@@ -193,3 +193,15 @@ def test_the_migration_creates_the_table_the_catalog_module_describes():
     assert revision.revision == "0003_store_deadlines"
     assert revision.down_revision == "0002_restore_drills"
     assert revision.STORE_DEADLINE_DDL == STORE_DEADLINE_DDL
+
+
+def test_the_bounded_growth_migration_creates_the_table_the_handover_module_describes():
+    from include.backup_integrity.catalog.handover import CHUNK_FAILURE_DDL
+
+    path = REPO / "include/backup_integrity/catalog/migrations/versions/0006_bounded_growth.py"
+    spec = importlib.util.spec_from_file_location("revision_0006", path)
+    revision = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(revision)
+    assert revision.revision == "0006_bounded_growth"
+    assert revision.down_revision == "0005_notice_expiry"
+    assert revision.CHUNK_FAILURE_DDL == CHUNK_FAILURE_DDL

@@ -92,6 +92,7 @@ def test_statistics_keys_per_mode_and_what_fails_a_run():
                 "reason": task["reason"],
             }
         ],
+        "repair_plan_total": 1,
     }
     done = [outcome_of(task, REPAIRED), outcome_of(task, FAILED), outcome_of(task, REFUSED)]
     stats = repair_statistics(APPLY, done)
@@ -165,3 +166,13 @@ def test_a_repair_task_that_did_not_finish_leaves_every_bad_copy_unrepaired():
     stats = repair_statistics(APPLY, outcomes)
     assert (stats["repaired"], stats["repair_failed"]) == (0, 2)
     assert stats["repair_plan"][0]["reason"] == "the repair task did not finish"
+
+
+def test_the_statistics_list_the_first_hundred_repairs_and_count_them_all():
+    tasks = plan_repairs(
+        [check_result(f"b-{i:04d}", "r2", MISSING) for i in range(250)]
+        + [check_result(f"b-{i:04d}", "b2", PASSED) for i in range(250)]
+    )
+    stats = repair_statistics(PLAN, planned_outcomes(tasks))
+    assert stats["repair_plan_total"] == 250
+    assert [e["backup_id"] for e in stats["repair_plan"]] == [t["backup_id"] for t in tasks[:100]]

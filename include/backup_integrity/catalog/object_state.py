@@ -80,26 +80,36 @@ def save_checks(
     results: Iterable[CheckResult],
     states: dict[str, ObjectState],
     recorded: dict[str, RecordedObject] | None = None,
-) -> None:
-    """Record each check (result history) and the object's state, once per run, idempotently.
+) -> int:
+    """Record each check's transition (result history) and the object's state, idempotently.
 
-    A row already saying exactly this (same path, outcome and state, as in the
-    hourly steady state) is left alone: rewriting 100,000s of identical rows an
-    hour costs the database more than the listings do. So ``last_checked_at``
-    and ``last_run_id`` name the check that last changed the row; every check is
-    in ``backup_integrity_result``. An older run finishing late never overwrites
-    a newer run's state.
+    The history keeps a copy's first result and every change of kind or evidence:
+    a steady pass, or a failure that persists unchanged, adds no result row. The
+    per-object state keeps when each copy was last checked (``last_checked_at``,
+    ``last_run_id``): a row already saying exactly this (same path, outcome and
+    state, as in the hourly steady state) only has those two columns set, in one
+    statement, instead of being rewritten whole. An older run finishing late
+    never overwrites a newer run's state. Returns how many result rows it wrote.
     """
     results = list(results)
-    record_results(cur, run_id, results)
     recorded = recorded or {}
+    changed = [
+        r
+        for r in results
+        if r["backend"] is None
+        or (before := recorded.get(r["backup_id"])) is None
+        or (before.kind, before.evidence) != (r["kind"], r["evidence"])
+    ]
+    record_results(cur, run_id, changed)
     state_rows = []
+    touched: list[tuple[str, str, str]] = []
     for r in results:
         if r["backend"] is None:
             continue
         state = states.get(r["backup_id"], ObjectState())
         before = recorded.get(r["backup_id"])
         if before == RecordedObject(state, r["path"], r["kind"], r["evidence"]):
+            touched.append((r["backup_id"], r["backend"], r["checked_at"]))
             continue
         state_rows.append(
             (
@@ -130,4 +140,18 @@ def save_checks(
         "backup_id, backend",
         ", ".join(f"{c} = EXCLUDED.{c}" for c in OBJECT_COLUMNS[2:])
         + " WHERE backup_integrity_object.last_checked_at <= EXCLUDED.last_checked_at",
+    )
+    mark_checked(cur, run_id, touched)
+    return len(changed)
+
+
+def mark_checked(cur: Any, run_id: str, checks: list[tuple[str, str, str]]) -> None:
+    """Set when each unchanged (backup_id, backend, checked_at) copy was last checked, and by which run."""
+    if not checks:
+        return
+    cur.execute(
+        "UPDATE backup_integrity_object o SET last_checked_at = c.checked_at, last_run_id = %s "
+        "FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS c(backup_id, backend, checked_at) "
+        "WHERE o.backup_id = c.backup_id AND o.backend = c.backend AND o.last_checked_at < c.checked_at",
+        [run_id, [c[0] for c in checks], [c[1] for c in checks], [c[2] for c in checks]],
     )

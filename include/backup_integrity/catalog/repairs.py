@@ -91,6 +91,21 @@ def load_recorded(cur: Any, run_id: str) -> dict[tuple[str, str], dict[str, Any]
     return recorded
 
 
+def load_refused(cur: Any, run_id: str) -> list[dict[str, Any]]:
+    """The run's refused repairs as outcomes (a refusal writes nothing, so it has no paths to keep)."""
+    cur.execute(
+        "SELECT backup_id::text, backend, kind, source_backend, reason, status, sha256, error "
+        "FROM backup_integrity_repair WHERE run_id = %s AND status = 'refused' "
+        "ORDER BY recorded_at, backup_id, backend",
+        [run_id],
+    )
+    names = ("backup_id", "backend", "kind", "source_backend", "reason", "status", "sha256", "error")
+    return [
+        {**dict(zip(names, row, strict=True)), "path": None, "source_path": None, "repaired_at": None}
+        for row in cur.fetchall()
+    ]
+
+
 def shared_targets(
     conn: Any, backups_table: str, targets: Iterable[tuple[str, str, str]]
 ) -> set[tuple[str, str]]:

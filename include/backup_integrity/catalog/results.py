@@ -1,8 +1,12 @@
-"""The verifier's own record of each run: every check's outcome and the run's statistics.
+"""The verifier's own record of each run: the history of each copy's outcome and the run's statistics.
 
-``backup_integrity_result`` keeps one row per (run, backup, backend), written once
-per run however often its task is retried; ``backup_integrity_run`` keeps the
-statistics ``aggregate_results`` returned.
+``backup_integrity_result`` keeps transitions: a copy's first result and every
+change of its kind or evidence, one row per (run, backup, backend) at most,
+written once however often its task is retried. A steady pass or an unchanged
+failure adds no row (the per-object state says when each copy was last checked,
+an alert's ``occurrences`` how often a failure was seen), so the history grows
+with what changes, not with how often the verifier runs. ``backup_integrity_run``
+keeps the statistics ``aggregate_results`` returned, one row per run.
 """
 
 from __future__ import annotations
@@ -76,6 +80,39 @@ def record_results(cur: Any, run_id: str, results: Iterable[CheckResult]) -> Non
             ", ".join(f"{c} = EXCLUDED.{c}" for c in RESULT_COLUMNS[3:]),
         )
     cur.execute("RELEASE SAVEPOINT record_results")
+
+
+def latest_outcomes(
+    cur: Any, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """The (kind, evidence) of each copy's newest recorded result, by (backup_id, backend)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    cur.execute(
+        "SELECT DISTINCT ON (r.backup_id, r.backend) r.backup_id::text, r.backend, r.kind, r.evidence "
+        "FROM backup_integrity_result r JOIN unnest(%s::uuid[], %s::text[]) AS k(backup_id, backend) "
+        "ON r.backup_id = k.backup_id AND r.backend = k.backend "
+        "ORDER BY r.backup_id, r.backend, r.checked_at DESC",
+        [[k[0] for k in keys], [k[1] for k in keys]],
+    )
+    return {(row[0], row[1]): (row[2], row[3]) for row in cur.fetchall()}
+
+
+def record_transitions(cur: Any, run_id: str, results: Iterable[CheckResult]) -> int:
+    """Record the results that differ in kind or evidence from their copy's newest row; return how many.
+
+    For the checks that have no per-object state to compare with (those decided from
+    the catalog row before any backend was chosen); a chunk's checks go through
+    :func:`~include.backup_integrity.catalog.object_state.save_checks`.
+    """
+    results = list(results)
+    latest = latest_outcomes(cur, {(r["backup_id"], r["backend"] or "") for r in results})
+    changed = [
+        r for r in results if latest.get((r["backup_id"], r["backend"] or "")) != (r["kind"], r["evidence"])
+    ]
+    record_results(cur, run_id, changed)
+    return len(changed)
 
 
 def record_run(cur: Any, run_id: str, dag_id: str, statistics: dict[str, Any]) -> None:

@@ -159,6 +159,9 @@ class Settings(BaseModel):
     notice_max_age_hours: Hours = 72
     #: A run that queues more notices than this sends each channel one digest instead.
     notify_digest_after: Annotated[int, Field(ge=0)] = 5
+    #: History (results, runs, sent or expired notices, resolved alerts' occurrences, repairs)
+    #: older than this many days is pruned by each run; open alerts and object state never are.
+    retention_days: Count = 90
     #: Restore drills: validated by ``config/drill_settings.py`` (None: drills not configured).
     restore_drill: dict[str, Any] | None = None
     wal_segment_bytes: int = 16 * 1024 * 1024

@@ -216,10 +216,16 @@ def read_matrix(
     repaired: dict[CopyKey, datetime] = {}
     reads: dict[CopyKey, datetime] = {}
     if ids:
+        # The history keeps transitions: the newest says what the copy is; the object's state
+        # says when it was last checked (and by which run) in that state.
         cur.execute(
-            "SELECT DISTINCT ON (backup_id, backend) backup_id::text, backend, kind, evidence, "
-            "checked_at, message, run_id FROM backup_integrity_result WHERE backup_id = ANY(%s::uuid[]) "
-            "ORDER BY backup_id, backend, checked_at DESC",
+            "SELECT r.backup_id::text, r.backend, r.kind, r.evidence, "
+            "GREATEST(r.checked_at, CASE WHEN o.last_kind = r.kind THEN o.last_checked_at END), r.message, "
+            "CASE WHEN o.last_kind = r.kind AND o.last_checked_at > r.checked_at THEN o.last_run_id "
+            "ELSE r.run_id END "
+            "FROM (SELECT DISTINCT ON (backup_id, backend) * FROM backup_integrity_result "
+            "WHERE backup_id = ANY(%s::uuid[]) ORDER BY backup_id, backend, checked_at DESC) r "
+            "LEFT JOIN backup_integrity_object o ON o.backup_id = r.backup_id AND o.backend = r.backend",
             [ids],
         )
         latest = {(r[0], r[1]): ResultRow(*r[2:]) for r in cur.fetchall()}
@@ -294,14 +300,30 @@ def read_coverage(cur: Any, settings: Settings, now: datetime) -> CoverageRows:
 
 
 def read_failures_per_day(cur: Any, start: date) -> list[FailureCount]:
-    """Distinct failing copies per UTC day and kind since ``start`` (days without any are absent)."""
+    """Distinct failing copies per UTC day and kind since ``start`` (days without any are absent).
+
+    The history keeps transitions, so a failure is the span from the result that
+    started it to the copy's next result (exclusive), or, while it still holds, to
+    when the copy was last checked (its object state): each UTC day the span
+    touches counts the copy once.
+    """
+    since = datetime(start.year, start.month, start.day, tzinfo=UTC)
     cur.execute(
         sql.SQL(
-            "SELECT (checked_at AT TIME ZONE 'UTC')::date AS day, kind, "
-            "count(DISTINCT (backup_id, backend)) FROM backup_integrity_result "
-            "WHERE kind <> {passed} AND checked_at >= %s GROUP BY 1, 2"
+            "SELECT d::date AS day, s.kind, count(DISTINCT (s.backup_id, s.backend)) FROM ("
+            "SELECT f.backup_id, f.backend, f.kind, f.checked_at AS began, COALESCE("
+            "(SELECT min(n.checked_at) FROM backup_integrity_result n WHERE n.backup_id = f.backup_id "
+            "AND n.backend = f.backend AND n.checked_at > f.checked_at) - interval '1 microsecond', "
+            "GREATEST(f.checked_at, o.last_checked_at)) AS ended "
+            "FROM backup_integrity_result f LEFT JOIN backup_integrity_object o "
+            "ON o.backup_id = f.backup_id AND o.backend = f.backend "
+            "WHERE f.kind <> {passed}) s "
+            "CROSS JOIN LATERAL generate_series("
+            "date_trunc('day', GREATEST(s.began, %s) AT TIME ZONE 'UTC'), "
+            "date_trunc('day', s.ended AT TIME ZONE 'UTC'), interval '1 day') AS d "
+            "WHERE s.ended >= %s GROUP BY 1, 2"
         ).format(passed=sql.Literal(PASSED)),
-        [datetime(start.year, start.month, start.day, tzinfo=UTC)],
+        [since, since],
     )
     return [FailureCount(*row) for row in cur.fetchall()]
 

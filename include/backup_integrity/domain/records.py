@@ -6,7 +6,7 @@ without any custom deserialisation setting on the Airflow side.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -103,13 +103,18 @@ def unpack_ids(packed: str | list[str]) -> list[str]:
 
 
 class ChunkOutcome(TypedDict):
-    """What a chunk hands to the reduce: its failures in full, its passes as packed ids per evidence."""
+    """What a chunk hands to the reduce: its failures, its passes as packed ids per evidence.
+
+    Through XCom the failures travel as their count (``failure_count``) and wait in the
+    catalog (``catalog/handover``); the tasks after the chunks put them back in ``failures``.
+    """
 
     backend: str
     label: str
     mode: str
     checked_at: str
     failures: list[CheckResult]
+    failure_count: NotRequired[int]
     passed: dict[str, str]
     objects: int
     objects_read: int
@@ -158,6 +163,7 @@ class Statistics(TypedDict, total=False):
     # Added by repair (present only when the run's repair mode is not "off").
     repair: str
     repair_plan: list[dict[str, Any]]
+    repair_plan_total: int
     repaired: int
     repair_failed: int
     # The backends in incident in this run ([] when none).

@@ -287,11 +287,21 @@ def plan_entry(outcome: RepairOutcome) -> dict[str, Any]:
     return {k: outcome[k] for k in ("backup_id", "backend", "kind", "source_backend", "reason")}  # type: ignore[literal-required]
 
 
+#: Entries of ``repair_plan`` the statistics list (``repair_plan_total`` counts them all): the
+#: statistics travel through XCom and the run table, whatever an incident makes of the plan.
+REPAIR_PLAN_LISTED = 100
+
+
 def repair_statistics(mode: str, outcomes: list[RepairOutcome]) -> dict[str, Any]:
-    """The statistics keys repair adds: ``repair_plan``; in apply mode ``repaired`` and ``repair_failed``."""
+    """The statistics keys repair adds: ``repair_plan`` (its first entries) and ``repair_plan_total``;
+    in apply mode ``repaired`` and ``repair_failed``."""
     if mode == OFF:
         return {}
-    stats: dict[str, Any] = {"repair": mode, "repair_plan": [plan_entry(o) for o in outcomes]}
+    stats: dict[str, Any] = {
+        "repair": mode,
+        "repair_plan": [plan_entry(o) for o in outcomes[:REPAIR_PLAN_LISTED]],
+        "repair_plan_total": len(outcomes),
+    }
     if mode == APPLY:
         stats["repaired"] = sum(1 for o in outcomes if o["status"] == REPAIRED)
         stats["repair_failed"] = sum(1 for o in outcomes if o["status"] != REPAIRED)

@@ -13,11 +13,13 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.cost import estimate_cost
 from include.backup_integrity.domain.repair import OFF, plan_repairs, repair_statistics, unfinished_outcomes
 from include.backup_integrity.domain.statistics import statistics_from_outcomes
 from include.backup_integrity.tasks.incidents import held_backends
-from include.backup_integrity.tasks.results import failures_of
+from include.backup_integrity.tasks.results import expand_repairs as expand_outcomes
+from include.backup_integrity.tasks.results import failures_of, with_failures
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -45,6 +47,23 @@ def require_every_chunk(outcomes: list[ChunkOutcome], plan: dict[str, Any] | Non
     if len(outcomes) < expected:
         raise UpstreamIncomplete(f"only {len(outcomes)} of {expected} chunk(s) finished: no statistics")
     return plan
+
+
+def complete_outcomes(
+    outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: str
+) -> list[ChunkOutcome]:
+    """The chunks' outcomes with the failures they handed over through the catalog."""
+    outcomes = list(outcomes)
+    if not any(o.get("failure_count") and not o["failures"] for o in outcomes):
+        return outcomes
+    return with_failures(outcomes, Settings.from_dict(plan["settings"]), run_id)
+
+
+def expand_repairs(
+    repairs: list[RepairOutcome] | dict[str, Any] | None, plan: dict[str, Any], run_id: str
+) -> list[RepairOutcome] | None:
+    """``repair_copies``'s outcomes in full (its refusals read back from the catalog)."""
+    return expand_outcomes(repairs, Settings.from_dict(plan["settings"]), run_id)
 
 
 def repairs_to_report(
@@ -89,7 +108,7 @@ def aggregate(
     (:func:`include.backup_integrity.tasks.recovery.judge_recovery`); emitted as metrics too."""
     from include.backup_integrity.tasks.metrics import emit_statistics
 
-    outcomes = list(outcomes)
+    outcomes = complete_outcomes(outcomes, plan, run_id)  # a no-op when the caller put them back
     stats = statistics_from_outcomes(
         outcomes,
         plan["decided"],

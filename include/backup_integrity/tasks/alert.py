@@ -3,8 +3,10 @@
 Everything is written in one transaction (under the verifier's advisory lock),
 and notices are delivered from the outbox only after it committed, so a retry
 never writes twice and never sends what was not recorded. Each chunk already
-recorded its own checks; passes travel as ids only, and a pass is spelled out
-as a result only where an open alert may need it.
+recorded its own checks and left its failures in the catalog; passes travel as
+ids only, and a pass is spelled out as a result only where an open alert may
+need it. After the notices, history older than ``retention_days`` is pruned in
+bounded batches (:mod:`~include.backup_integrity.catalog.retention`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog, lock, transaction
-from include.backup_integrity.catalog.results import record_results, record_run
+from include.backup_integrity.catalog.results import record_run, record_transitions
 from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
 from include.backup_integrity.config.secrets import register_package_secrets
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.records import unpack_ids
 from include.backup_integrity.domain.repair import APPLY
 from include.backup_integrity.tasks.incidents import run_incidents
-from include.backup_integrity.tasks.results import failures_of, passed_result
+from include.backup_integrity.tasks.results import expand_repairs, failures_of, passed_result, with_failures
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -39,7 +41,7 @@ def raise_alerts(
     statistics: Statistics,
     run_id: str,
     dag_id: str,
-    repairs: list[RepairOutcome] | None = None,
+    repairs: list[RepairOutcome] | dict[str, Any] | None = None,
     recovery: RecoveryJudgement | None = None,
 ) -> dict[str, Any]:
     """Write failures, metadata and alerts in one transaction; then deliver notices.
@@ -48,13 +50,14 @@ def raise_alerts(
     """
     from include.backup_integrity.catalog import alert_store as alerts
     from include.backup_integrity.catalog.repairs import record_unrecorded
+    from include.backup_integrity.catalog.retention import prune_history
     from include.backup_integrity.notify import delivery as notify
 
     register_package_secrets()
     settings = Settings.from_dict(plan["settings"])
-    outcomes = list(outcomes)
+    outcomes = with_failures(outcomes, settings, run_id)
     failures = failures_of(outcomes, plan)
-    repairs = list(repairs or [])
+    repairs = list(expand_repairs(repairs, settings, run_id) or [])
     timeouts = SessionTimeouts.of(settings)
     conn = connect_catalog(settings)
     try:
@@ -63,7 +66,8 @@ def raise_alerts(
             lock(cur)
             record_run(cur, run_id, dag_id, dict(statistics))
             step("recording the run's failures")
-            record_results(cur, run_id, failures)
+            # Each chunk recorded its own checks' transitions; those decided from the catalog are here.
+            record_transitions(cur, run_id, plan["decided"])
             open_keys = {(a.backup_id, a.key[1]) for a in alerts.load_open_alerts(cur, settings.alerts_table)}
             passes = passes_for_alerts(outcomes, open_keys)
             applied = repairs if plan.get("repair") == APPLY else []
@@ -95,9 +99,23 @@ def raise_alerts(
                 digest_after=settings.notify_digest_after,
             )
         log.info("notifications: %s", delivery)
+        with naming_waits(timeouts, "pruning history older than retention_days"):
+            pruned = prune_history(conn, settings.alerts_table, settings.retention_days, run_id)
+        log.info(
+            "pruned %d row(s) older than %d days: %s%s",
+            pruned.total,
+            settings.retention_days,
+            pruned.pruned,
+            "" if pruned.complete else " (time budget spent; the next run goes on)",
+        )
     finally:
         conn.close()
-    return {"alerts": changes, "notifications": delivery, "metadata_updated": updated}
+    return {
+        "alerts": changes,
+        "notifications": delivery,
+        "metadata_updated": updated,
+        "pruned": pruned.pruned,
+    }
 
 
 def passes_for_alerts(

@@ -54,7 +54,7 @@ from include.backup_integrity.stores.copying import (
     write_blocks,
 )
 from include.backup_integrity.tasks.incidents import held_backends, refuse_repairs_on
-from include.backup_integrity.tasks.results import failures_of, passed_result
+from include.backup_integrity.tasks.results import compact_repairs, failures_of, passed_result, with_failures
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -66,8 +66,11 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- the task body
 
 
-def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: str) -> list[RepairOutcome]:
+def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Plan (``repair = "plan"``) or make (``"apply"``) the repairs the run's failures call for.
+
+    Returns them as XCom carries them (:func:`~.results.compact_repairs`): what was
+    copied or planned in full, the refusals, all recorded, by count.
 
     In ``apply`` mode a copy that an earlier try of this run proved (its
     ``backup_integrity_repair`` row says ``repaired`` with the catalog's SHA-256) is
@@ -75,15 +78,15 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     """
     mode = plan.get("repair", OFF)
     if mode == OFF:
-        return []
-    outcomes = list(outcomes)
+        return compact_repairs([])
     settings = Settings.from_dict(plan["settings"])
+    outcomes = with_failures(outcomes, settings, run_id)
     failures = failures_of(outcomes, plan)
     records = catalog_records_for(failures, settings)
     failures = at_catalog_paths(failures, records)
     tasks = plan_repairs(failures + sources_for_repair(outcomes, records))
     if not tasks:
-        return []
+        return compact_repairs([])
     tasks, refused = refuse_repairs_on(tasks, held_backends(outcomes, plan))
     tasks, shared = refuse_shared_paths(tasks, shared_paths_of(tasks, settings))
     tasks, capped = cap_repairs(tasks, list(records), settings.repair_max_copies, settings.repair_max_bytes)
@@ -106,7 +109,7 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     repairs = [redacted_outcome(o) for o in repairs]
     for line in describe_plan(repairs):
         log.info("  %s", line)
-    return repairs
+    return compact_repairs(repairs)
 
 
 def redacted_outcome(outcome: RepairOutcome) -> RepairOutcome:

@@ -430,6 +430,7 @@ def verify_and_record(
     """
     from include.backup_integrity.catalog import object_state
     from include.backup_integrity.catalog.connection import connect_catalog, transaction
+    from include.backup_integrity.catalog.handover import record_chunk_failures
     from include.backup_integrity.catalog.scope import chunk_records
     from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
     from include.backup_integrity.config.secrets import register_package_secrets
@@ -466,6 +467,9 @@ def verify_and_record(
         outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
         with naming_waits(timeouts, "recording the chunk's checks"), transaction(conn) as cur:
             object_state.save_checks(cur, run_id, results, new_states, recorded)
+            # However many checks failed, the XCom carries their count; the rows wait in the catalog.
+            outcome["failure_count"] = record_chunk_failures(cur, run_id, chunk["label"], outcome["failures"])
+            outcome["failures"] = []
     finally:
         conn.close()
     return outcome

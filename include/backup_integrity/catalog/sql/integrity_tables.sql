@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS backup_integrity_run (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 
--- One row per (run, backup, backend) check: the history behind every alert.
+-- The history behind every alert: each copy's first result and every change of its kind or
+-- evidence (a steady pass or an unchanged failure adds no row), one per (run, backup, backend) at most.
 -- backend is '' for a record that could not be routed to any backend.
 CREATE TABLE IF NOT EXISTS backup_integrity_result (
     run_id text NOT NULL,
@@ -66,8 +67,8 @@ CREATE TABLE IF NOT EXISTS backup_integrity_notification (
 CREATE INDEX IF NOT EXISTS backup_integrity_notification_pending_idx
     ON backup_integrity_notification (id) WHERE sent_at IS NULL;
 
--- One row per (backup, backend): the check that last changed it (last_*; an unchanged
--- object's steady passes are not rewritten here), the store's fingerprint, and when the
+-- One row per (backup, backend): its last check (last_checked_at, last_run_id; an unchanged
+-- object's steady pass sets only those two), the outcome, the store's fingerprint, and when the
 -- object's SHA-256 was last proven (by reading it byte for byte, or by the store).
 -- An hourly run passes an object whose listing fingerprint still equals sha256_fingerprint
 -- without downloading it; last_read_at orders the rotating full re-hash (oldest first).
@@ -122,6 +123,22 @@ CREATE TABLE IF NOT EXISTS backup_integrity_store_deadline (
     first_timeout_at timestamptz NOT NULL,
     PRIMARY KEY (run_id, backend)
 );
+
+-- A chunk's failures, handed to repair_copies, aggregate_results and raise_alerts through the
+-- catalog rather than XCom (revision 0006_bounded_growth); a later run removes them once their
+-- run is recorded.
+CREATE TABLE IF NOT EXISTS backup_integrity_chunk_failure (
+    run_id text NOT NULL,
+    label text NOT NULL,
+    backup_id uuid NOT NULL,
+    backend text NOT NULL,
+    result jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, label, backup_id, backend)
+);
+-- Pruning history older than retention_days finds old runs and repairs by these.
+CREATE INDEX IF NOT EXISTS backup_integrity_run_recorded_idx ON backup_integrity_run (recorded_at);
+CREATE INDEX IF NOT EXISTS backup_integrity_repair_recorded_idx ON backup_integrity_repair (recorded_at);
 
 -- For the dashboard: failures by day, and the last byte-for-byte read of each copy,
 -- without scanning the (much larger) passing history.

@@ -39,7 +39,7 @@ from tests.support.catalog_schema import (
 )
 from tests.support.connections import set_connection, set_variable
 
-HEAD = "0005_notice_expiry"
+HEAD = "0007_store_capabilities"
 VERIFIER_TABLES = [
     "backup_integrity_alert_occurrence",
     "backup_integrity_notification",
@@ -48,6 +48,7 @@ VERIFIER_TABLES = [
     "backup_integrity_restore",
     "backup_integrity_result",
     "backup_integrity_run",
+    "backup_integrity_store_capability",
     "backup_integrity_store_deadline",
 ]
 

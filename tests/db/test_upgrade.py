@@ -60,16 +60,19 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         ("CREATE TABLE", f"public.{VERSION_TABLE}"),
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         # Revisions after the baseline: the drill history, the shared store deadline's table, the
-        # outbox's expiry column.
+        # outbox's expiry column, the learned store capabilities.
         *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
+        ("CREATE TABLE", "public.backup_integrity_store_capability"),
+        ("CREATE INDEX", "public.backup_integrity_store_capability_pkey"),
     ], "the release's tables are only stamped"
     upgraded = {
         **as_upgraded(before),
         "backup_integrity_store_deadline": [],
         "backup_integrity_restore": [],
+        "backup_integrity_store_capability": [],
     }  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, "no row lost; alerts marked; expired_at"
     assert all(json.loads(row)["details"]["source"] for row in upgraded["backups_backupalert"])

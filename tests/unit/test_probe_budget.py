@@ -42,7 +42,7 @@ def listed(key: str, version: str = "v1") -> Listed:
 
 def test_new_and_changed_objects_are_probed_before_the_backlog():
     old = (NOW - timedelta(days=10)).isoformat()
-    fresh = (NOW - timedelta(hours=1)).isoformat()
+    fresh = (NOW - timedelta(minutes=30)).isoformat()
     records = [backup_record(id=f"old-{n}", r2_path=f"db/old-{n}", created_at=old) for n in range(5)]
     records.append(backup_record(id="new", r2_path="db/new", created_at=fresh))
     records.append(backup_record(id="changed", r2_path="db/changed", created_at=old))

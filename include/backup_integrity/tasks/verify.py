@@ -263,8 +263,9 @@ def _error(record: BackupRecord, backend: str, mode: str, message: str) -> Check
     )
 
 
-#: A backup created this recently with no recorded state is new: probed ahead of the backlog.
-NEW_OBJECT_HOURS = 24
+#: A backup created this recently (since the previous hourly run) with no recorded state is
+#: new: probed ahead of the backlog. Older unprobed objects are the backlog, whatever their age.
+NEW_OBJECT_HOURS = 1
 
 
 def probes_allowed(

@@ -4,10 +4,11 @@ Seeds N backups (catalog rows, local files, objects in two moto S3 servers),
 then, in one run and on the same data, times:
 
   (a) the DAG's quick run under ``dag.test()``, tasks one after another: cold (first
-      run: one HEAD per S3 object to learn its checksum) and warm (the hourly steady
-      state: listings only); then warm again as it runs in production, under a real
-      scheduler, dag-processor and api-server with LocalExecutor (``--parallelism``
-      task processes at once), timed from the trigger to the run's end;
+      run: listings, and HEADs within the probe budget to learn store checksums) and
+      warm (the hourly steady state); then cold and warm again as it runs in production,
+      under a real scheduler, dag-processor and api-server with LocalExecutor
+      (``--parallelism`` task processes at once), each timed from its trigger to its end
+      (the object state is forgotten before the cold one);
   (b) the old way: one HEAD (or stat) per object per backend, and one mapped task
       per backup per backend (measured on a sample and scaled linearly, since it
       is far too slow at size);
@@ -147,15 +148,21 @@ def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError(f"DAG run failed: {process.stderr[-3000:]}")
 
 
-def scheduler_run(
-    metadata: Any, settings: dict[str, str], conf: dict[str, Any], parallelism: int
-) -> dict[str, Any]:
+def scheduler_runs(
+    metadata: Any,
+    settings: dict[str, str],
+    confs: list[dict[str, Any]],
+    parallelism: int,
+    before: Any = None,
+) -> list[dict[str, Any]]:
     """The DAG as it runs in production: scheduler, dag-processor and api-server, LocalExecutor.
 
     Mapped chunks run side by side here (up to ``parallelism`` task processes),
     where ``dag.test()`` runs them one after another. Unpausing lets the
-    scheduler's own hourly run go first (it warms nothing the quick run needs);
-    then one run is triggered with ``conf``, timed from its trigger to its end.
+    scheduler's own hourly run go first; then ``before()`` is called (the bench
+    forgets every recorded object state there, so the next run is a first run
+    ever) and one run per ``confs`` entry is triggered in turn, each timed from
+    its trigger to its end.
     """
     from devtools.deployment import AirflowDeployment
 
@@ -169,37 +176,43 @@ def scheduler_run(
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         },
     )
+    results = []
     with deployment:
         deployment.wait_for_dag(DAG_ID)
         deployment.unpause(DAG_ID)
         deployment.wait_for_runs(DAG_ID, count=1, timeout=3600)
-        started = time.perf_counter()
-        run_id = deployment.trigger(DAG_ID, conf)
-        [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600, poll=0.2)
-        wall = time.perf_counter() - started
-        tasks = deployment.query(
-            "SELECT task_id, map_index, start_date, end_date FROM task_instance "
-            "WHERE run_id = %s ORDER BY start_date",
-            [run_id],
-        )
-    deployment.cleanup()
-    return {
-        "state": run["state"],
-        "run_id": run_id,
-        "wall": wall,
-        "mapped": sum(1 for t in tasks if t["task_id"] == "verify_chunk"),
-        "peak_mib": None,
-        # When each task instance started (seconds after the first) and how long it ran.
-        "tasks": [
-            (
-                t["task_id"],
-                t["map_index"],
-                round((t["start_date"] - tasks[0]["start_date"]).total_seconds(), 1),
-                round((t["end_date"] - t["start_date"]).total_seconds(), 1),
+        if before is not None:
+            before()
+        for conf in confs:
+            started = time.perf_counter()
+            run_id = deployment.trigger(DAG_ID, conf)
+            [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600, poll=0.2)
+            wall = time.perf_counter() - started
+            tasks = deployment.query(
+                "SELECT task_id, map_index, start_date, end_date FROM task_instance "
+                "WHERE run_id = %s ORDER BY start_date",
+                [run_id],
             )
-            for t in tasks
-        ],
-    }
+            results.append(
+                {
+                    "state": run["state"],
+                    "run_id": run_id,
+                    "wall": wall,
+                    "mapped": sum(1 for t in tasks if t["task_id"] == "verify_chunk"),
+                    "peak_mib": None,
+                }
+            )
+    deployment.cleanup()
+    return results
+
+
+def forget_object_state(catalog_dsn: str) -> None:
+    """What a new installation (or a state reset) starts from: nothing learned about any object."""
+    import psycopg
+
+    with psycopg.connect(catalog_dsn) as conn:
+        conn.execute("DELETE FROM backup_integrity_object")
+        conn.execute("DELETE FROM backup_integrity_store_capability")
 
 
 def run_statistics(catalog_dsn: str, run_id: str) -> dict[str, Any]:
@@ -421,12 +434,19 @@ def bench_one(
         warm = dag_run(env, {"mode": "quick"})
         for run in (cold, warm):
             assert run["stats"]["checks_passed"] == 3 * n, run["stats"]
-        scheduled = None
+        scheduled = scheduled_cold = None
         if parallelism:
-            scheduled = scheduler_run(postgres, settings, {"mode": "quick"}, parallelism)
-            scheduled["stats"] = run_statistics(stores.catalog_dsn, scheduled["run_id"])
-            assert scheduled["state"] == "success", scheduled
-            assert scheduled["stats"]["checks_passed"] == 3 * n, scheduled["stats"]
+            scheduled_cold, scheduled = scheduler_runs(
+                postgres,
+                settings,
+                [{"mode": "quick"}, {"mode": "quick"}],
+                parallelism,
+                before=lambda: forget_object_state(stores.catalog_dsn),
+            )
+            for run in (scheduled_cold, scheduled):
+                run["stats"] = run_statistics(stores.catalog_dsn, run["run_id"])
+                assert run["state"] == "success", run
+                assert run["stats"]["checks_passed"] == 3 * n, run["stats"]
 
         import psycopg
 
@@ -447,13 +467,22 @@ def bench_one(
             return {b: sum(c.values()) for b, c in stats["requests"].items()}
 
         lines = []
-        if scheduled:
+        if scheduled and scheduled_cold:
             lines.append(
                 (
                     f"DAG quick run, warm, scheduler + LocalExecutor (parallelism {parallelism})",
                     scheduled["wall"],
                     requests_of(scheduled["stats"]),
                     scheduled["mapped"],
+                    None,
+                )
+            )
+            lines.append(
+                (
+                    "DAG quick run, cold (first run ever), scheduler + LocalExecutor",
+                    scheduled_cold["wall"],
+                    requests_of(scheduled_cold["stats"]),
+                    scheduled_cold["mapped"],
                     None,
                 )
             )
@@ -501,6 +530,7 @@ def bench_one(
             shown = " ".join(f"{b}={v}" for b, v in requests.items()) or "-"
             log(f"{label:72} {wall:8.2f} {shown:>34} {mapped:7} {peak if peak is not None else '-':>9}")
         s3_requests = sum(v for b, v in requests_of(warm["stats"]).items() if b != "local")
+        rclone_wall = 0.0
         if all(rclone.values()):
             rclone_wall = rclone["r2"]["wall"] + rclone["b2"]["wall"]
             rclone_requests = rclone["r2"]["requests"] + rclone["b2"]["requests"]
@@ -514,6 +544,16 @@ def bench_one(
                 f"S3 requests {s3_requests} vs rclone {rclone_requests} "
                 f"({s3_requests / max(rclone_requests, 1):.2f})"
             )
+        for name, first, then in (("dag.test()", cold, warm), ("scheduler", scheduled_cold, scheduled)):
+            if not first or not then:
+                continue
+            per_object = {b: v / n for b, v in requests_of(first["stats"]).items() if b != "local"}
+            versus = f" (rclone {first['wall'] / rclone_wall:.2f}x)" if all(rclone.values()) else ""
+            log(
+                f"first run under {name}: {first['wall'] / then['wall']:.2f}x the warm run{versus}; "
+                "requests per object per S3 store "
+                + ", ".join(f"{b} {v:.4f}" for b, v in sorted(per_object.items()))
+            )
         log(
             f"ratios: one HEAD per object / warm S3 requests = {2 * n / max(s3_requests, 1):.0f}x; "
             f"one mapped task per check / ours = {3 * n / max(warm['mapped'], 1):.0f}x"
@@ -523,6 +563,7 @@ def bench_one(
             "cold": cold,
             "warm": warm,
             "scheduled": scheduled,
+            "scheduled_cold": scheduled_cold,
             "heads": heads,
             "old_tasks_wall": mapped_sample["wall"] * n / sample_n if mapped_sample else None,
             "rclone": rclone,

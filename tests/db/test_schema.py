@@ -50,6 +50,7 @@ VERIFIER_TABLES = [
     "backup_integrity_restore",
     "backup_integrity_result",
     "backup_integrity_run",
+    "backup_integrity_store_capability",
     "backup_integrity_store_deadline",
 ]
 

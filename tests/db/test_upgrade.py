@@ -63,13 +63,16 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         # Revisions after the baseline: the drill history, the shared store deadline's table, the
         # outbox's expiry column, the chunks' hand-over of failures and the pruning's indexes
-        # (0006_bounded_growth), the objects' two retention columns (0008_recovery_chain), the
-        # outbox's digest column (0009_console_indexes).
+        # (0006_bounded_growth), the learned store capabilities (0007_store_capabilities), the
+        # objects' two retention columns (0008_recovery_chain), the outbox's digest column
+        # (0009_console_indexes).
         *DRILL_TABLE_DDL,
         ("CREATE TABLE", "public.backup_integrity_store_deadline"),
         ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
         *BOUNDED_GROWTH_DDL,
+        ("CREATE TABLE", "public.backup_integrity_store_capability"),
+        ("CREATE INDEX", "public.backup_integrity_store_capability_pkey"),
         ("ALTER TABLE", "public.backup_integrity_object"),
         ("ALTER TABLE", "public.backup_integrity_object"),
         ("ALTER TABLE", "public.backup_integrity_notification"),
@@ -80,6 +83,7 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
         "backup_integrity_store_deadline": [],
         "backup_integrity_restore": [],
         "backup_integrity_chunk_failure": [],
+        "backup_integrity_store_capability": [],
     }  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, "no row lost; alerts marked; expired_at"
     assert all(json.loads(row)["details"]["source"] for row in upgraded["backups_backupalert"])

@@ -167,3 +167,46 @@ def test_a_store_that_stalls_on_every_object_stops_being_asked(
     assert r2.count("stalled") <= 2 * len(asked)  # botocore: one connection more than attempts
     (alert,) = [a for a in alerts(stores) if a["details"]["kind"] == "backend_error"]
     assert alert["details"]["affected_count"] == len(backups), "one grouped alert for the outage"
+
+
+def test_a_store_that_rejects_the_checksum_mode_header_passes_its_checks(
+    stores, through_proxies, run_with_retries
+):
+    """As Backblaze B2 answered in 2024-25: ``400 Unsupported header 'x-amz-checksum-mode'``.
+
+    The verifier asks again without the header, learns that the store rejects it and does
+    not send it again; no check is a ``backend_error`` because of it.
+    """
+    backups = [seed_backup(stores) for _ in range(3)]
+    r2 = through_proxies["r2"]
+    r2.set_mode("reject_checksum_mode")
+
+    first = run_with_retries({"mode": "quick"})
+
+    assert first.state == "success", first
+    found = results(stores, first.run_id)
+    assert all(found[(b.id, "r2")] == "passed" for b in backups)
+    assert first.statistics["backend_errors"] == 0
+    learned = first.statistics["store_capabilities"]["r2"]
+    assert learned["rejects_checksum_mode"] is True
+    assert learned["asks_checksum_mode"] is False
+    assert first.statistics["store_capabilities"]["b2"]["rejects_checksum_mode"] is False
+    assert any(what == "rejected_header" for _, _, what in r2.log), "the header was sent and refused"
+    row = query(
+        stores, "SELECT rejects_checksum_mode FROM backup_integrity_store_capability WHERE store = 'r2'"
+    )
+    assert row == [{"rejects_checksum_mode": True}]
+
+    r2.log.clear()
+    again = run_with_retries({"mode": "full"})
+
+    assert again.state == "success", again
+    found = results(stores, again.run_id)
+    assert all(found[(b.id, "r2")] == "passed" for b in backups)
+    assert not any(what == "rejected_header" for _, _, what in r2.log), "never sent again"
+    evidence = query(
+        stores,
+        "SELECT DISTINCT evidence FROM backup_integrity_result WHERE run_id = %s AND backend = 'r2'",
+        [again.run_id],
+    )
+    assert [r["evidence"] for r in evidence] == ["content_sha256"]

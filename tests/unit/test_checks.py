@@ -31,6 +31,7 @@ from tests.support.records import (
     CONTENT_SHA256,
     OTHER_SHA256,
     backup_record,
+    store_spec,
 )
 
 SIZE = len(CONTENT)
@@ -114,7 +115,7 @@ def test_the_future_is_measured_from_the_runs_window_end():
     ],
 )
 def test_unsafe_local_paths_are_refused(path, says):
-    problem = path_problem("local", path)
+    problem = path_problem("local", path, local=True)
 
     assert problem is not None
     assert problem.startswith(f"local path {path!r} ")
@@ -123,18 +124,18 @@ def test_unsafe_local_paths_are_refused(path, says):
 
 @pytest.mark.parametrize("key", ["../full.dump", "/full/x.enc", "db/../x", "C:/odd-but-valid-key"])
 def test_object_keys_are_names_not_paths(key):
-    assert path_problem("r2", key) is None
-    assert path_problem("b2", key) is None
+    assert path_problem("r2", key, local=False) is None
+    assert path_problem("b2", key, local=False) is None
 
 
 @pytest.mark.parametrize("key", ["db/full.dump\n", "db/\x00full.dump"])
 def test_object_keys_with_control_characters_are_refused(key):
-    assert "contains control characters" in path_problem("b2", key)
+    assert "contains control characters" in path_problem("b2", key, local=False)
 
 
 @pytest.mark.parametrize("path", ["db/full.dump", "full..dump", "db/.hidden/x.tar.gz", "2026/03/01/wal-0001"])
 def test_safe_paths_pass(path):
-    assert path_problem("local", path) is None
+    assert path_problem("local", path, local=True) is None
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
@@ -153,7 +154,7 @@ def test_path_for_reads_the_backend_column():
 
 @pytest.mark.parametrize("value", [None, "", "  "])
 def test_precheck_reports_an_unrecorded_path_as_missing(value):
-    result = precheck(backup_record(b2_path=value), "b2", mode="quick", checked_at=CHECKED_AT)
+    result = precheck(backup_record(b2_path=value), store_spec("b2"), mode="quick", checked_at=CHECKED_AT)
 
     assert result is not None
     assert result["kind"] == MISSING
@@ -165,7 +166,10 @@ def test_precheck_reports_an_unrecorded_path_as_missing(value):
 
 def test_precheck_reports_a_bad_row_before_a_missing_path():
     result = precheck(
-        backup_record(size_bytes=None, local_path=None), "local", mode="quick", checked_at=CHECKED_AT
+        backup_record(size_bytes=None, local_path=None),
+        store_spec("local"),
+        mode="quick",
+        checked_at=CHECKED_AT,
     )
 
     assert result is not None
@@ -174,7 +178,9 @@ def test_precheck_reports_a_bad_row_before_a_missing_path():
 
 
 def test_precheck_refuses_an_unsafe_path_and_keeps_it():
-    result = precheck(backup_record(local_path="../x"), "local", mode="full", checked_at=CHECKED_AT)
+    result = precheck(
+        backup_record(local_path="../x"), store_spec("local"), mode="full", checked_at=CHECKED_AT
+    )
 
     assert result is not None
     assert (result["kind"], result["path"], result["mode"]) == (INVALID_RECORD, "../x", "full")
@@ -182,7 +188,7 @@ def test_precheck_refuses_an_unsafe_path_and_keeps_it():
 
 
 def test_precheck_leaves_a_good_row_to_the_store():
-    assert precheck(backup_record(), "local", mode="quick", checked_at=CHECKED_AT) is None
+    assert precheck(backup_record(), store_spec("local"), mode="quick", checked_at=CHECKED_AT) is None
 
 
 # ----------------------------------------------------------------------------- classify

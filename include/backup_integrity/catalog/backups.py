@@ -25,24 +25,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLUMNS = sql.SQL(
-    "id::text, backup_type, filename, size_bytes, checksum, local_path, r2_path, b2_path, status, created_at"
-)
+#: The columns every catalog row is read with, before the stores' path columns.
+FIXED_COLUMNS = "id::text, backup_type, filename, size_bytes, checksum, status, created_at"
+STATUS_INDEX = 5
 
 
-def record_of(row: tuple[Any, ...]) -> BackupRecord:
-    created_at = row[9]
+def path_columns(settings: Settings) -> list[str]:
+    """The configured stores' path columns, each once, in the stores' order."""
+    return list(dict.fromkeys(store.path_column for store in settings.store_specs))
+
+
+def columns(settings: Settings) -> sql.Composable:
+    """What a catalog row is read as: the fixed columns, then the stores' path columns."""
+    paths = [sql.Identifier(c) for c in path_columns(settings)]
+    return sql.SQL(", ").join([sql.SQL(FIXED_COLUMNS), *paths])
+
+
+def record_of(row: tuple[Any, ...], settings: Settings) -> BackupRecord:
+    """A row read with :func:`columns` as a record, with each store's recorded path."""
+    created_at = row[6]
+    at = {column: row[7 + index] for index, column in enumerate(path_columns(settings))}
     return BackupRecord(
         id=row[0],
         backup_type=row[1],
         filename=row[2],
         size_bytes=row[3],
         checksum=row[4],
-        local_path=row[5],
-        r2_path=row[6],
-        b2_path=row[7],
+        paths={store.name: at[store.path_column] for store in settings.store_specs},
         created_at=created_at.isoformat() if isinstance(created_at, datetime) else str(created_at),
     )
+
+
+def missing_path_columns(conn: Any, settings: Settings) -> list[tuple[str, str]]:
+    """(store, path_column) of every configured store whose column the backups table lacks."""
+    schema, _, name = settings.backups_table.rpartition(".")
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+            "AND table_schema = COALESCE(NULLIF(%s, ''), current_schema())",
+            [name, schema],
+        )
+        present = {row[0] for row in cur.fetchall()}
+    if not present:  # the table itself is missing: reported where it is read
+        return []
+    return [(s.name, s.path_column) for s in settings.store_specs if s.path_column not in present]
 
 
 def window_for(end: datetime, lookback_days: int) -> tuple[datetime, datetime]:
@@ -64,16 +90,16 @@ def select_by_ids(
         return [], skipped
     query = sql.SQL(
         "SELECT {cols} FROM {table} WHERE id::text = ANY(%s) ORDER BY created_at DESC, id"
-    ).format(cols=COLUMNS, table=table(settings.backups_table))
+    ).format(cols=columns(settings), table=table(settings.backups_table))
     with conn.cursor() as cur:
         cur.execute(query, [list(requested)])
         rows = cur.fetchall()
     found = {row[0]: row for row in rows}
     for normalised, raw in requested.items():
         row = found.get(normalised)
-        if row is None or row[8] != "COMPLETED":
+        if row is None or row[STATUS_INDEX] != "COMPLETED":
             skipped.append(raw)
-    records = [record_of(row) for row in rows if row[8] == "COMPLETED"]
+    records = [record_of(row, settings) for row in rows if row[STATUS_INDEX] == "COMPLETED"]
     return records, skipped
 
 

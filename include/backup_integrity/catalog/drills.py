@@ -31,7 +31,6 @@ from include.backup_integrity.domain.drills import (
     DrillCopy,
     DrillOutcome,
 )
-from include.backup_integrity.domain.planning import BACKEND_ORDER
 from include.backup_integrity.domain.timestamps import CANONICAL_TIME, canonical_time
 
 if TYPE_CHECKING:
@@ -124,7 +123,7 @@ def copies_of(conn: Any, records: Iterable[BackupRecord]) -> dict[str, list[Dril
     copies: dict[str, list[DrillCopy]] = {}
     for record in records:
         entries: list[DrillCopy] = []
-        for backend in BACKEND_ORDER:
+        for backend in record["paths"]:  # the configured stores, in the operator's order
             path = path_for(record, backend)
             if path is None:
                 continue

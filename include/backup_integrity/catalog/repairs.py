@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.catalog.identifiers import table
-from include.backup_integrity.domain.checks import PATH_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.domain.repair import RepairOutcome
 
 _COLUMNS = "run_id, backup_id, backend, kind, status, source_backend, sha256, reason, error, repaired_at"
@@ -107,7 +107,7 @@ def load_refused(cur: Any, run_id: str) -> list[dict[str, Any]]:
 
 
 def shared_targets(
-    conn: Any, backups_table: str, targets: Iterable[tuple[str, str, str]]
+    conn: Any, settings: Settings, targets: Iterable[tuple[str, str, str]]
 ) -> set[tuple[str, str]]:
     """The (backup_id, backend) targets whose location another catalog row (any status) records too.
 
@@ -118,19 +118,20 @@ def shared_targets(
     shared: set[tuple[str, str]] = set()
     with conn.cursor() as cur:
         for backup_id, backend, path in targets:
-            column = sql.Identifier(PATH_COLUMNS[backend])
-            if backend == "local":
+            store = settings.store(backend)
+            column = sql.Identifier(store.path_column)
+            if store.is_local:
                 wanted = os.path.normpath(path)
                 name = os.path.basename(wanted)
                 query = sql.SQL(
                     "SELECT {c} FROM {t} WHERE id::text <> %s AND {c} IS NOT NULL AND right({c}, %s) = %s"
-                ).format(c=column, t=table(backups_table))
+                ).format(c=column, t=table(settings.backups_table))
                 cur.execute(query, [backup_id, len(name), name])
                 if any(os.path.normpath(other) == wanted for (other,) in cur.fetchall()):
                     shared.add((backup_id, backend))
             else:
                 query = sql.SQL("SELECT 1 FROM {t} WHERE id::text <> %s AND {c} = %s LIMIT 1").format(
-                    c=column, t=table(backups_table)
+                    c=column, t=table(settings.backups_table)
                 )
                 cur.execute(query, [backup_id, path])
                 if cur.fetchone():

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.catalog.scope import scope_cte
-from include.backup_integrity.domain.checks import PATH_COLUMNS
 from include.backup_integrity.domain.rotation import RotationPlan, derived_budget
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ def plan_rotation(
     parts: list[sql.Composable] = []
     values: list[Any] = []
     for backend, types in routes.items():
-        column = sql.Identifier(PATH_COLUMNS[backend])
+        column = sql.Identifier(settings.store(backend).path_column)
         parts.append(
             sql.SQL(
                 "SELECT s.id, %s::text AS backend, GREATEST(COALESCE(s.size_bytes, 0), 0) AS size, "

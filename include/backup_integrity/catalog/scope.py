@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.catalog.backups import COLUMNS, record_of
+from include.backup_integrity.catalog.backups import columns, record_of
 from include.backup_integrity.catalog.connection import sql
 from include.backup_integrity.catalog.identifiers import table
-from include.backup_integrity.domain.checks import PATH_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -38,19 +37,20 @@ def ids_scope(backup_ids: Iterable[str]) -> Scope:
 def scope_cte(settings: Settings, scope: Scope) -> tuple[sql.Composable, list[Any]]:
     """``WITH scope AS (…)``: the COMPLETED rows the run covers, with its parameters."""
     t = table(settings.backups_table)
+    cols = columns(settings)
     if scope["backup_ids"]:
         body = sql.SQL("SELECT {cols} FROM {t} WHERE status = 'COMPLETED' AND id = ANY(%s::uuid[])").format(
-            cols=COLUMNS, t=t
+            cols=cols, t=t
         )
         return sql.SQL("WITH scope AS ({body}) ").format(body=body), [list(scope["backup_ids"])]
     where = "WHERE status = 'COMPLETED' AND created_at >= %s AND created_at < %s"
     params = [scope["window_start"], scope["window_end"]]
     if scope["limit"] is None:
         # No newest-first cut: no sort of the whole window (each chunk evaluates this again).
-        body = sql.SQL("SELECT {cols} FROM {t} " + where).format(cols=COLUMNS, t=t)
+        body = sql.SQL("SELECT {cols} FROM {t} " + where).format(cols=cols, t=t)
     else:
         body = sql.SQL("SELECT {cols} FROM {t} " + where + " ORDER BY created_at DESC, id LIMIT %s").format(
-            cols=COLUMNS, t=t
+            cols=cols, t=t
         )
         params.append(scope["limit"])
     return sql.SQL("WITH scope AS ({body}) ").format(body=body), params
@@ -71,7 +71,7 @@ def unroutable_records(conn: Any, settings: Settings, scope: Scope) -> list[Back
     )
     with conn.cursor() as cur:
         cur.execute(query, [*params, sorted(settings.expected_backends)])
-        return [record_of(row) for row in cur.fetchall()]
+        return [record_of(row, settings) for row in cur.fetchall()]
 
 
 def key_ranges(
@@ -82,7 +82,7 @@ def key_ranges(
     Returns the first path, last path and row count of each range (in byte
     order), and the number of rows with no recorded path.
     """
-    column = sql.Identifier(PATH_COLUMNS[backend])
+    column = sql.Identifier(settings.store(backend).path_column)
     cte, params = scope_cte(settings, scope)
     query = cte + sql.SQL(
         "SELECT part, min(path), max(path), count(*) FROM ("
@@ -103,7 +103,7 @@ def key_ranges(
 
 def chunk_records(conn: Any, settings: Settings, chunk: Chunk) -> list[BackupRecord]:
     """The chunk's own rows: its backend's types, paths in its range (and unrecorded ones)."""
-    column = sql.Identifier(PATH_COLUMNS[chunk["backend"]])
+    column = sql.Identifier(settings.store(chunk["backend"]).path_column)
     cte, params = scope_cte(settings, chunk["scope"])
     conditions = [sql.SQL("backup_type = ANY(%s)")]
     values: list[Any] = [chunk["types"]]
@@ -123,7 +123,7 @@ def chunk_records(conn: Any, settings: Settings, chunk: Chunk) -> list[BackupRec
     )
     with conn.cursor() as cur:
         cur.execute(query, [*params, *values])
-        return [record_of(row) for row in cur.fetchall()]
+        return [record_of(row, settings) for row in cur.fetchall()]
 
 
 def routed_counts(conn: Any, settings: Settings, scope: Scope, route: dict[str, list[str]]) -> dict[str, int]:

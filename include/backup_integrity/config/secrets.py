@@ -16,7 +16,12 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from include.backup_integrity.config.masker import redact_text, remember
-from include.backup_integrity.config.settings import BACKEND_CONN_IDS, CATALOG_CONN_ID, NOTIFY_CONN_ID
+from include.backup_integrity.config.settings import (
+    BACKEND_CONN_IDS,
+    CATALOG_CONN_ID,
+    NOTIFY_CONN_ID,
+    Settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +141,14 @@ def register_package_secrets() -> None:
             register_connection(conn_id)
         except Exception:  # a broken connection is reported where it is used
             log.warning("could not read connection %r to mask its credentials", conn_id)
+
+
+def register_store_secrets(settings: Settings) -> None:
+    """Mask the credentials of the named stores' own connections (the built-in ones are masked first)."""
+    known = {CATALOG_CONN_ID, *BACKEND_CONN_IDS.values(), NOTIFY_CONN_ID}
+    for spec in settings.store_specs:
+        if spec.conn_id and spec.conn_id not in known:
+            try:
+                register_connection(spec.conn_id)
+            except Exception:  # a broken connection is reported where it is used
+                log.warning("could not read connection %r to mask its credentials", spec.conn_id)

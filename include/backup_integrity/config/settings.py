@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -31,10 +31,15 @@ from include.backup_integrity.config.recovery_settings import (
     recovery_values,
 )
 
+if TYPE_CHECKING:
+    from include.backup_integrity.domain.stores import StoreSpec
+
 VARIABLE_KEY = "backup_integrity"
 
 CATALOG_CONN_ID = "backup_catalog"
 NOTIFY_CONN_ID = "backup_notify"
+#: The connections and names of the stores of a Variable without ``stores`` (see ``store_settings``);
+#: code iterates ``Settings.store_specs``, never these.
 BACKEND_CONN_IDS = {"r2": "backup_r2", "b2": "backup_b2"}
 
 BACKENDS = ("local", "r2", "b2")
@@ -77,14 +82,15 @@ def _table_name(value: str) -> str:
 
 
 def _known_backends(value: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Each type's backends must be known ones; a backend named twice counts once, in order."""
+    """A backend named twice counts once, in order (that each is a configured store is checked
+    once the stores are known: :func:`_backends_configured`)."""
     for backup_type, backends in value.items():
-        unknown = [b for b in backends if b not in BACKENDS]
-        if unknown:
+        odd = [b for b in backends if not isinstance(b, str)]
+        if odd:
             raise PydanticCustomError(
                 "unknown_backend",
-                "type {type} names unknown backend(s) {unknown}; known backends are {known}",
-                {"type": repr(backup_type), "unknown": repr(unknown), "known": repr(list(BACKENDS))},
+                "type {type} names unknown backend(s) {unknown}",
+                {"type": repr(backup_type), "unknown": repr(odd)},
             )
     return {backup_type: list(dict.fromkeys(backends)) for backup_type, backends in value.items()}
 
@@ -173,14 +179,45 @@ class Settings(BaseModel):
     prices: dict[str, dict[str, float] | None] = Field(
         default_factory=lambda: {k: (dict(v) if v else v) for k, v in DEFAULT_PRICES.items()}
     )
+    #: Named stores (``config/store_settings.py``); None: local, r2 and b2 from the keys above.
+    stores: dict[str, Any] | None = None
+
+    @property
+    def store_specs(self) -> tuple[StoreSpec, ...]:
+        """The configured stores, in the operator's order of preference as sources."""
+        from include.backup_integrity.config.store_settings import configured_stores
+
+        return configured_stores(self.stores, self.local_root, self.r2_bucket, self.b2_bucket)
+
+    @property
+    def store_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.store_specs)
+
+    def store(self, name: str) -> StoreSpec:
+        """The spec of a configured store; a ConfigError names the unknown one."""
+        for spec in self.store_specs:
+            if spec.name == name:
+                return spec
+        raise ConfigError(
+            f"store {name!r} is not configured; configured stores are {list(self.store_names)!r}"
+        )
 
     def bucket_for(self, backend: str) -> str:
         """The bucket configured for an S3-compatible backend."""
-        return {"r2": self.r2_bucket, "b2": self.b2_bucket}[backend]
+        bucket = self.store(backend).bucket
+        if bucket is None:
+            raise ConfigError(f"store {backend!r} is not an S3 store: it has no bucket")
+        return bucket
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values, as the settings travel between tasks (XCom)."""
-        return self.model_dump()
+        data = self.model_dump()
+        if self.stores is not None:
+            from include.backup_integrity.config.store_settings import LEGACY_STORE_KEYS
+
+            for key in LEGACY_STORE_KEYS:
+                data.pop(key, None)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -237,13 +274,14 @@ def parse_settings(raw: str | dict[str, Any] | None) -> Settings:
         raise ConfigError(f"Variable {VARIABLE_KEY!r} must be a JSON object, got {type(data).__name__}")
     from include.backup_integrity.config.drill_settings import drill_values  # it imports ConfigError
 
-    data = {**data, **drill_values(data)}
+    data = {**data, **drill_values(data), **_store_defaults(data)}
     try:
-        data = {**data, **recovery_values(data, BACKENDS)}
+        named = data.get("stores")
+        data = {**data, **recovery_values(data, tuple(named) if isinstance(named, dict) else BACKENDS)}
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        return _waits_in_order(Settings.model_validate(data))
+        return _backends_configured(_waits_in_order(Settings.model_validate(data)))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
@@ -267,6 +305,42 @@ def require_connection(conn_id: str, purpose: str) -> None:
             f"Airflow connection {conn_id!r} ({purpose}) is not defined; create it in the UI, "
             f"as AIRFLOW_CONN_{conn_id.upper()} or in your secrets backend"
         ) from None
+
+
+def _store_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Check ``stores`` against the keys it replaces, and default ``expected_backends`` to its stores."""
+    from include.backup_integrity.config.store_settings import (
+        LEGACY_STORE_KEYS,
+        STORES_KEY,
+        default_expected_backends,
+        parse_stores,
+    )
+
+    if data.get(STORES_KEY) is None:
+        return {}
+    clashing = [key for key in LEGACY_STORE_KEYS if key in data]
+    if clashing:
+        raise ConfigError(
+            f"Variable {VARIABLE_KEY!r}: key {STORES_KEY!r} replaces {list(LEGACY_STORE_KEYS)!r}; "
+            f"remove {clashing!r} and describe those stores in {STORES_KEY!r}"
+        )
+    stores = parse_stores(data[STORES_KEY])
+    if "expected_backends" in data:
+        return {}
+    return {"expected_backends": default_expected_backends(stores, DEFAULT_EXPECTED_BACKENDS)}
+
+
+def _backends_configured(settings: Settings) -> Settings:
+    """``expected_backends`` may name only configured stores."""
+    known = settings.store_names
+    for backup_type, backends in settings.expected_backends.items():
+        unknown = [b for b in backends if b not in known]
+        if unknown:
+            raise ConfigError(
+                f"{_where('expected_backends')}: type {backup_type!r} names unknown backend(s) {unknown!r}; "
+                f"configured stores are {list(known)!r}"
+            )
+    return settings
 
 
 def _waits_in_order(settings: Settings) -> Settings:

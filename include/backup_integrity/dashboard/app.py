@@ -41,7 +41,7 @@ def matrix(
 ) -> view.MatrixPage:
     """One page of the newest backups x backends (``only_failing``: those with an open alert)."""
     rows = queries.read_matrix(cur, settings, page, page_size, only_failing)
-    return view.matrix_page(rows, settings.expected_backends)
+    return view.matrix_page(rows, settings.expected_backends, settings.store_names)
 
 
 def open_alerts(cur: Any, settings: Settings, now: datetime) -> view.OpenAlerts:
@@ -70,6 +70,7 @@ def coverage(cur: Any, settings: Settings, now: datetime) -> view.Coverage:
         *queries.coverage_stamp(cur),
         settings.backups_table,
         json.dumps(settings.expected_backends, sort_keys=True),
+        settings.store_names,
         slot,
     )
     if key not in _COVERAGE_CACHE:
@@ -81,7 +82,9 @@ def coverage(cur: Any, settings: Settings, now: datetime) -> view.Coverage:
 
 def compute_coverage(cur: Any, settings: Settings, now: datetime) -> view.Coverage:
     """What :func:`coverage` caches: two aggregates over the catalog and the full reads."""
-    return view.coverage(queries.read_coverage(cur, settings, now), settings.expected_backends)
+    return view.coverage(
+        queries.read_coverage(cur, settings, now), settings.expected_backends, settings.store_names
+    )
 
 
 def failures_per_day(cur: Any, today: date, days: int = view.CHART_DAYS) -> list[view.DayFailures]:

@@ -27,7 +27,7 @@ from include.backup_integrity.domain.statistics import CONTRACT_STATISTICS
 from include.backup_integrity.domain.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from include.backup_integrity.catalog.drills import RestoreTypeRow
     from include.backup_integrity.dashboard.queries import (
@@ -215,8 +215,10 @@ def matrix_cell(rows: MatrixRows, backup_id: str, backend: str, expected: list[s
     )
 
 
-def matrix_page(rows: MatrixRows, expected_backends: dict[str, list[str]]) -> MatrixPage:
-    """The page of backups x backends, each cell coloured by its copy's last result."""
+def matrix_page(
+    rows: MatrixRows, expected_backends: dict[str, list[str]], stores: Sequence[str] = BACKENDS
+) -> MatrixPage:
+    """The page of backups x stores (a column per configured store), cells coloured by the last result."""
     out = []
     for backup in rows.backups:
         expected = expected_backends.get(backup.backup_type, [])
@@ -227,7 +229,7 @@ def matrix_page(rows: MatrixRows, expected_backends: dict[str, list[str]]) -> Ma
                 filename=backup.filename,
                 created_at=iso(backup.created_at),
                 size_bytes=backup.size_bytes,
-                cells={b: matrix_cell(rows, backup.backup_id, b, expected) for b in BACKENDS},
+                cells={b: matrix_cell(rows, backup.backup_id, b, expected) for b in stores},
             )
         )
     return MatrixPage(
@@ -236,7 +238,7 @@ def matrix_page(rows: MatrixRows, expected_backends: dict[str, list[str]]) -> Ma
         only_failing=rows.only_failing,
         total=rows.total,
         pages=max(1, -(-rows.total // rows.page_size)),
-        backends=list(BACKENDS),
+        backends=list(stores),
         rows=out,
     )
 
@@ -346,14 +348,16 @@ class Coverage:
     backends: list[BackendCoverage]
 
 
-def coverage(rows: CoverageRows, expected_backends: dict[str, list[str]]) -> Coverage:
-    """Per backend: copies expected (by the backups' types), and how recently they were read in full."""
-    expected = dict.fromkeys(BACKENDS, 0)
+def coverage(
+    rows: CoverageRows, expected_backends: dict[str, list[str]], stores: Sequence[str] = BACKENDS
+) -> Coverage:
+    """Per store: copies expected (by the backups' types), and how recently they were read in full."""
+    expected = dict.fromkeys(stores, 0)
     for backup_type, count in rows.completed_by_type.items():
         for backend in expected_backends.get(backup_type, []):
-            expected[backend] += count
+            expected[backend] = expected.get(backend, 0) + count
     per_backend = []
-    for backend in BACKENDS:
+    for backend in stores:
         reads = rows.full_reads.get(backend)
         day, week, month, ever, oldest = reads if reads else (0, 0, 0, 0, None)
         per_backend.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.domain.records import (
     BACKEND_ERROR,
@@ -28,10 +28,11 @@ from include.backup_integrity.domain.records import (
     CheckResult,
 )
 
+if TYPE_CHECKING:
+    from include.backup_integrity.domain.stores import StoreSpec
+
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-PATH_COLUMNS = {"local": "local_path", "r2": "r2_path", "b2": "b2_path"}
 
 #: Catalog rows created before this year, or more than a day in the future, are absurd.
 EARLIEST_PLAUSIBLE_YEAR = 2000
@@ -63,7 +64,7 @@ class Observation:
 
 def path_for(record: BackupRecord, backend: str) -> str | None:
     """The catalog's location of a backup on a backend, or None when not recorded."""
-    value = record.get(PATH_COLUMNS[backend])  # type: ignore[misc]
+    value = (record.get("paths") or {}).get(backend)
     if value is None or not str(value).strip():
         return None
     return str(value)
@@ -102,15 +103,15 @@ def record_problem(record: BackupRecord, now: datetime | None = None) -> str | N
     return None
 
 
-def path_problem(backend: str, path: str) -> str | None:
+def path_problem(backend: str, path: str, *, local: bool) -> str | None:
     """Why a recorded location must not be used, or None when it is safe.
 
-    Local paths must stay inside ``local_root``: relative, without ``..``. Object
+    Paths on a ``local`` store must stay inside its root: relative, without ``..``. Object
     keys are names, not paths, so only control characters are refused there.
     """
     if _CONTROL.search(path):
         return f"{backend} path {path!r} contains control characters"
-    if backend != "local":
+    if not local:
         return None
     if path.startswith("/") or path.startswith("\\") or re.match(r"^[A-Za-z]:[\\/]", path):
         return f"local path {path!r} is absolute; catalog paths must be relative to local_root"
@@ -152,9 +153,10 @@ def make_result(
 
 
 def precheck(
-    record: BackupRecord, backend: str, *, mode: str, checked_at: str, now: datetime | None = None
+    record: BackupRecord, store: StoreSpec, *, mode: str, checked_at: str, now: datetime | None = None
 ) -> CheckResult | None:
     """The result decided from the catalog row alone, before asking any store."""
+    backend = store.name
     problem = record_problem(record, now)
     path = path_for(record, backend)
     if problem:
@@ -166,11 +168,11 @@ def precheck(
             record,
             backend,
             MISSING,
-            f"not recorded in catalog: {PATH_COLUMNS[backend]} is empty",
+            f"not recorded in catalog: {store.path_column} is empty",
             mode=mode,
             checked_at=checked_at,
         )
-    problem = path_problem(backend, path)
+    problem = path_problem(backend, path, local=store.is_local)
     if problem:
         return make_result(
             record, backend, INVALID_RECORD, problem, mode=mode, checked_at=checked_at, path=path

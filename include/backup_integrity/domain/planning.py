@@ -16,10 +16,30 @@ if TYPE_CHECKING:
 
     from include.backup_integrity.domain.records import Chunk, Scope
 
-BACKEND_ORDER = ("local", "r2", "b2")
-
 #: Longest path shown in a chunk's label in the UI.
 LABEL_PATH_CHARS = 60
+
+HOURS_PER_DAY = 24
+#: A store with fewer objects than this per run has every checksum learned in one run.
+MIN_PROBES_PER_RUN = 100
+
+
+def probe_budget(objects: int, rehash_period_days: int) -> int | None:
+    """Objects whose store checksum one run may learn (a HEAD each), so that all are within a period.
+
+    The objects in scope / (``rehash_period_days`` * 24), at least :data:`MIN_PROBES_PER_RUN`;
+    None (no budget: every one at once) when the rotation is off.
+    """
+    if rehash_period_days <= 0:
+        return None
+    return max(MIN_PROBES_PER_RUN, -(-objects // (rehash_period_days * HOURS_PER_DAY)))
+
+
+def chunk_share(budget: int | None, count: int, total: int) -> int | None:
+    """A chunk's part of its store's probe budget, by its share of the store's objects."""
+    if budget is None:
+        return None
+    return -(-budget * count // max(total, 1))
 
 
 class Routing(Protocol):
@@ -28,11 +48,14 @@ class Routing(Protocol):
     @property
     def expected_backends(self) -> Mapping[str, Iterable[str]]: ...
 
+    @property
+    def store_names(self) -> tuple[str, ...]: ...
+
 
 def routes(settings: Routing) -> dict[str, list[str]]:
-    """backend -> the backup types expected on it, in the backends' fixed order."""
+    """backend -> the backup types expected on it, in the configured stores' order."""
     by_backend: dict[str, list[str]] = {}
-    for backend in BACKEND_ORDER:
+    for backend in settings.store_names:
         types = sorted(t for t, backends in settings.expected_backends.items() if backend in backends)
         if types:
             by_backend[backend] = types
@@ -60,6 +83,7 @@ def build_chunks(
     scope: Scope,
     now: str,
     rehash_through: list[str | None] | None,
+    probe_budget: int | None = None,
 ) -> list[Chunk]:
     """One chunk per key range; rows without a recorded path ride with the first chunk.
 
@@ -79,6 +103,7 @@ def build_chunks(
     if not spans and unrecorded:
         spans.append((None, None, "", "", 0))
     chunks: list[Chunk] = []
+    total = sum(span[4] for span in spans) + unrecorded
     for index, (after, through, first, last, count) in enumerate(spans):
         extra = unrecorded if index == 0 else 0
         chunks.append(
@@ -96,6 +121,7 @@ def build_chunks(
                 "scope": scope,
                 "now": now,
                 "rehash_through": rehash_through,
+                "probe_budget": chunk_share(probe_budget, count + extra, total),
             }
         )
     return chunks

@@ -49,9 +49,8 @@ class BackupRecord(TypedDict):
     filename: str
     size_bytes: int | None
     checksum: str | None
-    local_path: str | None
-    r2_path: str | None
-    b2_path: str | None
+    #: Store name -> the path its ``path_column`` records (None: not recorded).
+    paths: dict[str, str | None]
     created_at: str
 
 
@@ -86,6 +85,8 @@ class Chunk(TypedDict):
     scope: Scope
     now: str
     rehash_through: list[str | None] | None
+    #: Objects whose store checksum this chunk may learn (None: all; ``domain/planning.py``).
+    probe_budget: NotRequired[int | None]
 
 
 def pack_ids(ids: Iterable[str]) -> str:
@@ -120,6 +121,8 @@ class ChunkOutcome(TypedDict):
     objects_read: int
     bytes_read: int
     requests: dict[str, int]
+    #: An S3 store's learned capabilities after this chunk (``domain/capabilities.py``).
+    capabilities: NotRequired[dict[str, Any]]
 
 
 class CheckResult(TypedDict):
@@ -168,3 +171,5 @@ class Statistics(TypedDict, total=False):
     repair_failed: int
     # The backends in incident in this run ([] when none).
     backend_incidents: list[str]
+    # Per S3 store: what it was found to offer (domain/capabilities.py).
+    store_capabilities: dict[str, dict[str, Any]]

@@ -28,9 +28,10 @@ from include.backup_integrity.domain.records import (
     SIZE_MISMATCH,
     CheckResult,
 )
+from include.backup_integrity.domain.stores import rank_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 OFF, PLAN, APPLY = "off", "plan", "apply"
 REPAIRABLE_KINDS = (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH)
@@ -41,7 +42,8 @@ REPAIRABLE_KINDS = (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH)
 # ended before it got there.
 
 _EVIDENCE_RANK = {EVIDENCE_CONTENT: 0, EVIDENCE_SERVER_SHA256: 1, EVIDENCE_SIZE: 2}
-_BACKEND_RANK = {"local": 0, "r2": 1, "b2": 2}
+#: The stores of a Variable without ``stores``, in their order of preference as sources.
+DEFAULT_SOURCE_ORDER = ("local", "r2", "b2")
 
 
 class Source(TypedDict):
@@ -81,12 +83,14 @@ class RepairOutcome(TypedDict):
     error: str | None
 
 
-def plan_repairs(results: Iterable[CheckResult]) -> list[RepairTask]:
+def plan_repairs(
+    results: Iterable[CheckResult], source_order: Sequence[str] = DEFAULT_SOURCE_ORDER
+) -> list[RepairTask]:
     """One task per repairable failure; sources are the same backup's passing copies, best first.
 
     Best means: read byte for byte in this run, then the store's own SHA-256,
     then size only (those two are re-read and verified before use); ties go to
-    the local folder (no transfer cost), then r2, then b2.
+    the stores in ``source_order`` (the configured stores' order: local first by default).
     """
     results = list(results)
     passing: dict[str, list[Source]] = {}
@@ -95,6 +99,7 @@ def plan_repairs(results: Iterable[CheckResult]) -> list[RepairTask]:
             passing.setdefault(result["backup_id"], []).append(
                 Source(backend=result["backend"], path=result["path"], evidence=result["evidence"])
             )
+    rank = rank_of(source_order)
     tasks: list[RepairTask] = []
     for result in results:
         if result["kind"] not in REPAIRABLE_KINDS or not result["backend"]:
@@ -102,7 +107,7 @@ def plan_repairs(results: Iterable[CheckResult]) -> list[RepairTask]:
         backend = result["backend"]
         sources = sorted(
             (s for s in passing.get(result["backup_id"], []) if s["backend"] != backend),
-            key=lambda s: (_EVIDENCE_RANK.get(s["evidence"] or "", 9), _BACKEND_RANK.get(s["backend"], 9)),
+            key=lambda s: (_EVIDENCE_RANK.get(s["evidence"] or "", 9), rank.get(s["backend"], len(rank))),
         )
         path = result["path"] or None
         if path is None:

@@ -84,6 +84,7 @@ def statistics_from_outcomes(
     passes = objects_read = bytes_read = 0
     by_evidence: Counter[str] = Counter()
     requests: dict[str, Counter[str]] = {}
+    capabilities: dict[str, dict[str, Any]] = {}
     failures = list(decided)
     for outcome in outcomes:
         failures.extend(outcome["failures"])
@@ -95,12 +96,18 @@ def statistics_from_outcomes(
         objects_read += outcome["objects_read"]
         bytes_read += outcome["bytes_read"]
         requests.setdefault(outcome["backend"], Counter()).update(outcome["requests"])
+        learned = outcome.get("capabilities")
+        if learned and learned.get("checksum_probes", 0) >= capabilities.get(outcome["backend"], {}).get(
+            "checksum_probes", -1
+        ):
+            capabilities[outcome["backend"]] = learned  # the chunk that recorded last knows most
     stats = _contract_counts(failures, passed_backups, passes)
     stats.update(
         passed_by_evidence=dict(sorted(by_evidence.items())),
         objects_read=objects_read,
         bytes_read=bytes_read,
         requests={backend: dict(sorted(c.items())) for backend, c in sorted(requests.items())},
+        store_capabilities=dict(sorted(capabilities.items())),
     )
     stats.update(context)  # type: ignore[typeddict-item]
     return stats

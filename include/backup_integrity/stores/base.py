@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from collections import Counter
     from collections.abc import Callable, Iterator
 
+    from include.backup_integrity.domain.stores import StoreSpec
+
 #: Requests or reads in flight at once within one chunk (also the breaker's threshold).
 CONCURRENCY = 8
 
@@ -51,6 +53,8 @@ class Backend(Protocol):
     """What every store answers, object by object or folder by folder."""
 
     name: str
+    #: What the operator configured this store as (its type, path column, where it is).
+    spec: StoreSpec
     requests: Counter[str]
 
     def open_session(self) -> str | None:

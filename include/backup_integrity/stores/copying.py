@@ -62,7 +62,7 @@ def _open_parent(root: str, path: str, *, create: bool) -> tuple[int, str]:
     anywhere on the way is refused, never followed, and nothing outside ``root``
     is ever reached; with ``create``, missing folders are made.
     """
-    problem = path_problem("local", path)
+    problem = path_problem("local", path, local=True)
     if problem:
         raise RepairError(problem)
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]

@@ -16,7 +16,6 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from include.backup_integrity.config.settings import BACKEND_CONN_IDS
 from include.backup_integrity.stores.base import READ_BLOCK_BYTES
 from include.backup_integrity.stores.s3 import describe_client_error, make_s3_client
 
@@ -58,10 +57,11 @@ def fetch_copy(
     ``on_block`` is called after each block (the caller's deadline check); an
     ``OSError`` writing the destination (no space left) propagates.
     """
-    if backend == "local":
-        blocks = _local_blocks(settings.local_root, path)
+    spec = settings.store(backend)
+    if spec.is_local:
+        blocks = _local_blocks(spec.root or "", path)
     else:
-        blocks = _s3_blocks(BACKEND_CONN_IDS[backend], settings.bucket_for(backend), path)
+        blocks = _s3_blocks(spec.conn_id or "", spec.bucket or "", path)
     digest = hashlib.sha256()
     total = 0
     fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600)

@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 
 from include.backup_integrity.domain.checks import Observation
+from include.backup_integrity.domain.stores import LOCAL, StoreSpec
 from include.backup_integrity.stores.base import READ_BLOCK_BYTES, FolderListing, Listed, split_path
 
 
@@ -25,11 +26,12 @@ class UnsafePathError(Exception):
 class LocalBackend:
     """A folder on the worker's disk; catalog paths are relative to ``root``."""
 
-    name = "local"
     reports_checksums = False
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, name: str = "local", path_column: str = "local_path") -> None:
         self.root = root
+        self.name = name
+        self.spec = StoreSpec(name, LOCAL, path_column, root=root)
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
 

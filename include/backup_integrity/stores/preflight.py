@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from include.backup_integrity.config.settings import Settings
+    from include.backup_integrity.domain.stores import StoreSpec
     from include.backup_integrity.stores.deadline import StoreDeadline
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,9 @@ log = logging.getLogger(__name__)
 BUCKET_NOT_FOUND = {"404", "NoSuchBucket", "NotFound"}
 
 
-def check_local_root(root: str) -> None:
-    """``local_root`` must be a folder this process can list and read."""
-    where = f"Variable {VARIABLE_KEY!r}, key 'local_root'"
+def check_local_root(root: str, where: str | None = None) -> None:
+    """A local store's root (``local_root``) must be a folder this process can list and read."""
+    where = where or f"Variable {VARIABLE_KEY!r}, key 'local_root'"
     if not os.path.isabs(root):
         raise ConfigError(f"{where}: {root!r} is not an absolute path")
     try:
@@ -55,13 +56,21 @@ def check_local_root(root: str) -> None:
         raise ConfigError(f"{where}: folder {root!r} cannot be read: {exc.strerror}") from None
 
 
-def check_bucket(backend: str, bucket: str, deadline: StoreDeadline | None = None) -> str | None:
+def check_bucket(
+    backend: str,
+    bucket: str,
+    deadline: StoreDeadline | None = None,
+    *,
+    conn_id: str | None = None,
+    where: str | None = None,
+) -> str | None:
     """Fail when the store says the bucket does not exist; return a warning when it cannot say."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from include.backup_integrity.stores.s3 import describe_client_error, make_s3_client
 
-    conn_id = BACKEND_CONN_IDS[backend]
+    conn_id = conn_id or BACKEND_CONN_IDS[backend]
+    where = where or f"Variable {VARIABLE_KEY!r}, key '{backend}_bucket'"
     client = make_s3_client(conn_id)
     refused = deadline.refusal(deadline.watch(client)) if deadline is not None else None
     if refused:
@@ -72,8 +81,7 @@ def check_bucket(backend: str, bucket: str, deadline: StoreDeadline | None = Non
         code, message = describe_client_error(exc)
         if code in BUCKET_NOT_FOUND:
             raise ConfigError(
-                f"Variable {VARIABLE_KEY!r}, key '{backend}_bucket': bucket {bucket!r} does not exist "
-                f"on {backend} (connection {conn_id!r})"
+                f"{where}: bucket {bucket!r} does not exist on {backend} (connection {conn_id!r})"
             ) from None
         return f"bucket {bucket!r} on {backend} could not be confirmed ({message}); checking anyway"
     except (BotoCoreError, OSError) as exc:
@@ -89,9 +97,25 @@ def preflight(
     ``deadlines``: a store that times out here starts the run's clock for it, as in a chunk.
     """
     for backend in sorted(set(backends)):
-        if backend == "local":
-            check_local_root(settings.local_root)
+        spec = settings.store(backend)
+        if spec.is_local:
+            check_local_root(spec.root or "", field_of(settings, spec, "root", "local_root"))
             continue
-        warning = check_bucket(backend, settings.bucket_for(backend), (deadlines or {}).get(backend))
+        warning = check_bucket(
+            backend,
+            spec.bucket or "",
+            (deadlines or {}).get(backend),
+            conn_id=spec.conn_id,
+            where=field_of(settings, spec, "bucket", f"{backend}_bucket"),
+        )
         if warning:
             log.warning("%s", warning)
+
+
+def field_of(settings: Settings, spec: StoreSpec, field: str, legacy_key: str | None = None) -> str:
+    """Where the operator wrote a store's field: in ``stores``, or the key of earlier releases."""
+    if settings.stores is None:
+        if legacy_key is None:
+            return f"store {spec.name!r} (built in: no 'stores' key), field {field!r}"
+        return f"Variable {VARIABLE_KEY!r}, key {legacy_key!r}"
+    return f"Variable {VARIABLE_KEY!r}, key 'stores', store {spec.name!r}, field {field!r}"

@@ -23,6 +23,7 @@ from include.backup_integrity.domain.immutability import (
     UNVERIFIABLE,
     BucketProtection,
 )
+from include.backup_integrity.domain.stores import S3, StoreSpec
 from include.backup_integrity.stores.base import (
     READ_BLOCK_BYTES,
     FolderListing,
@@ -106,13 +107,22 @@ class S3Backend:
     #: Every HEAD and GET says the object's object-lock retain-until date (absent: no retention).
     reports_retention = True
 
-    def __init__(self, name: str, conn_id: str, bucket: str) -> None:
+    def __init__(self, name: str, conn_id: str, bucket: str, path_column: str | None = None) -> None:
         self.name = name
         self.conn_id = conn_id
         self.bucket = bucket
+        self.spec = StoreSpec(name, S3, path_column or f"{name}_path", conn_id=conn_id, bucket=bucket)
         self._client: Any = None
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
+        #: Whether HEADs and GETs carry ``x-amz-checksum-mode`` (off: the store's learned answer).
+        self.checksum_mode = True
+        #: What this backend saw of the store's capabilities (``domain/capabilities.py``).
+        self.capability_counts: Counter[str] = Counter()
+
+    def _saw(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            self.capability_counts[what] += n
 
     def describe(self, path: str) -> str:
         return f"s3://{self.bucket}/{path}"
@@ -225,6 +235,9 @@ class S3Backend:
                         break
                     if key in wanted:
                         entries[key] = s3_listed(item)
+                        self._saw("listed")
+                        if any(k.startswith("Checksum") for k in item):
+                            self._saw("listed_with_checksum")
                 if past_last or not page.get("IsTruncated"):
                     break
                 request["ContinuationToken"] = page["NextContinuationToken"]
@@ -235,12 +248,39 @@ class S3Backend:
             return FolderListing(entries, requests, f"{type(exc).__name__}: {exc}")
         return FolderListing(entries, requests)
 
+    def _checksum_call(self, call: Any, request: dict[str, Any]) -> Any:
+        """``call(**request)`` in checksum mode while the store accepts it; without, once it does not.
+
+        A store that answers 400 to a request carrying ``x-amz-checksum-mode`` and accepts the
+        same request without it rejects the header: it is not asked with it again, and the
+        answer without it is the object's (never a ``backend_error`` because of the header).
+        """
+        from botocore.exceptions import ClientError
+
+        if not self.checksum_mode:
+            return call(**request)
+        try:
+            response = call(**request, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            status = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = describe_client_error(exc)[0]
+            if status != 400 and code not in ("InvalidArgument", "InvalidRequest"):
+                raise
+            response = call(**request)  # raises if the header was not the problem
+            self.checksum_mode = False
+            self._saw("checksum_mode_rejected")
+            return response
+        self._saw("checksum_probes")
+        if sha256_from_store(response) is not None:
+            self._saw("sha256_answers")
+        return response
+
     def _head(self, path: str) -> tuple[dict[str, Any] | None, Observation | None]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._count("head")
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=path, ChecksumMode="ENABLED"), None
+            return self._checksum_call(self.client.head_object, {"Bucket": self.bucket, "Key": path}), None
         except ClientError as exc:
             code, message = describe_client_error(exc)
             if code in NOT_FOUND_CODES:
@@ -279,11 +319,11 @@ class S3Backend:
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._count("get")
-        request: dict[str, Any] = {"Bucket": self.bucket, "Key": path, "ChecksumMode": "ENABLED"}
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": path}
         if etag:
             request["IfMatch"] = etag
         try:
-            response = self.client.get_object(**request)
+            response = self._checksum_call(self.client.get_object, request)
             body = response["Body"]
             try:
                 digest, total = hash_stream(body.iter_chunks(READ_BLOCK_BYTES))

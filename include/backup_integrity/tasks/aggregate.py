@@ -97,6 +97,17 @@ def run_cost(outcomes: list[ChunkOutcome], stats: Statistics, plan: dict[str, An
     }
 
 
+def with_bucket_protection(stats: dict[str, Any]) -> None:
+    """Add each S3 store's versioning and object lock, probed once by the recovery checks, to its
+    learned ``store_capabilities`` (one probe serves both)."""
+    for store, protection in (stats.get("immutability") or {}).items():
+        if protection.get("versioning") is None and protection.get("object_lock") is None:
+            continue
+        learned = stats["store_capabilities"].setdefault(store, {})
+        learned["versioning"] = protection.get("versioning")
+        learned["object_lock"] = protection.get("object_lock")
+
+
 def aggregate(
     outcomes: Iterable[ChunkOutcome],
     plan: dict[str, Any],
@@ -123,6 +134,7 @@ def aggregate(
     stats.update(repair_statistics(plan.get("repair", OFF), list(repairs or [])))  # type: ignore[typeddict-item]
     stats["backend_incidents"] = held_backends(outcomes, plan)
     stats.update(recovery or {})  # type: ignore[typeddict-item]
+    with_bucket_protection(stats)
     stats.update(run_cost(outcomes, stats, plan))  # type: ignore[typeddict-item]
     log.info("run statistics: %s", stats)
     emit_statistics(stats)

@@ -71,4 +71,8 @@ def preflight_deadlines(
         with conn.cursor() as cur:
             shared.forget_run(cur, run_id)
         conn.commit()
-    return {b: store_deadline(conn, settings, run_id, b) for b in sorted(set(backends)) if b != "local"}
+    return {
+        b: store_deadline(conn, settings, run_id, b)
+        for b in sorted(set(backends))
+        if not settings.store(b).is_local
+    }

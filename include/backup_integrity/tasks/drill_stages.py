@@ -45,7 +45,6 @@ from include.backup_integrity.domain.drills import (
     rejected,
     tail_of,
 )
-from include.backup_integrity.domain.planning import BACKEND_ORDER
 from include.backup_integrity.stores.fetch import CopyUnusable, TooLarge, fetch_copy
 from include.backup_integrity.tasks.drill_target import (
     RestoreTarget,
@@ -211,7 +210,7 @@ def fetch(work: str, item: DrillItem, context: DrillContext, deadline: Deadline,
             FETCH,
             f"the backup is {size} bytes, more than restore_drill.max_bytes ({context.drill.max_bytes})",
         )
-    copies = copy_order(item["copies"], BACKEND_ORDER)
+    copies = copy_order(item["copies"], context.settings.store_names)
     if not copies:
         listed = ", ".join(f"{c['backend']}: last check {c['last_check']}" for c in item["copies"]) or "none"
         raise environment_failed(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from include.backup_integrity.catalog import backups as catalog
 from include.backup_integrity.catalog.connection import connect_catalog, transaction
 from include.backup_integrity.catalog.repairs import load_recorded, record_repairs, shared_targets
-from include.backup_integrity.config.secrets import redact
+from include.backup_integrity.config.secrets import redact, register_store_secrets
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.checks import path_for
 from include.backup_integrity.domain.records import EVIDENCE_CONTENT, unpack_ids
@@ -80,11 +80,12 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     if mode == OFF:
         return compact_repairs([])
     settings = Settings.from_dict(plan["settings"])
+    register_store_secrets(settings)
     outcomes = with_failures(outcomes, settings, run_id)
     failures = failures_of(outcomes, plan)
     records = catalog_records_for(failures, settings)
     failures = at_catalog_paths(failures, records)
-    tasks = plan_repairs(failures + sources_for_repair(outcomes, records))
+    tasks = plan_repairs(failures + sources_for_repair(outcomes, records), settings.store_names)
     if not tasks:
         return compact_repairs([])
     tasks, refused = refuse_repairs_on(tasks, held_backends(outcomes, plan))
@@ -154,7 +155,7 @@ def shared_paths_of(tasks: list[RepairTask], settings: Settings) -> set[tuple[st
         return set()
     conn = connect_catalog(settings)
     try:
-        shared = shared_targets(conn, settings.backups_table, targets)
+        shared = shared_targets(conn, settings, targets)
         conn.commit()
     finally:
         conn.close()

@@ -19,24 +19,25 @@ from include.backup_integrity.catalog.incidents import load_open_incidents
 from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
 from include.backup_integrity.config.params import resolve_run_options
-from include.backup_integrity.config.secrets import register_package_secrets
+from include.backup_integrity.config.secrets import register_package_secrets, register_store_secrets
 from include.backup_integrity.config.settings import (
-    BACKEND_CONN_IDS,
     ConfigError,
     parse_settings,
     require_connection,
 )
 from include.backup_integrity.domain.checks import make_result
 from include.backup_integrity.domain.freshness import is_backfill
-from include.backup_integrity.domain.planning import build_chunks, parts_for, routes
+from include.backup_integrity.domain.planning import build_chunks, parts_for, probe_budget, routes
 from include.backup_integrity.domain.records import INVALID_RECORD
 from include.backup_integrity.domain.timestamps import utc_now_iso
-from include.backup_integrity.stores.preflight import preflight
+from include.backup_integrity.stores.preflight import field_of, preflight
 from include.backup_integrity.tasks.incidents import open_incidents_for_plan
 from include.backup_integrity.tasks.results import redact_result
 
 if TYPE_CHECKING:
+    from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.domain.records import Chunk
+    from include.backup_integrity.domain.stores import StoreSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def select_backups(
 
     register_package_secrets()
     settings = parse_settings(raw_variable)
+    register_store_secrets(settings)
     options = resolve_run_options(settings, params)
     now = max(window_end, datetime.now(UTC))
     route = routes(settings)
@@ -62,6 +64,7 @@ def select_backups(
     try:
         with naming_waits(SessionTimeouts.of(settings), "planning the run's chunks"):
             upgrade_schema(conn, settings.alerts_table)
+            require_path_columns(conn, settings)
             window_start: datetime | None = None
             window_end_out: datetime | None = None
             skipped: list[str] = []
@@ -101,6 +104,9 @@ def select_backups(
                         scope=scope,
                         now=now.isoformat(),
                         rehash_through=rotation.cutoffs.get(backend),
+                        probe_budget=None
+                        if options.mode == "full" or settings.store(backend).is_local
+                        else probe_budget(counts[backend], settings.rehash_period_days),
                     )
                 )
             # Backends take turns in map-index order, so an executor running chunks side by
@@ -113,8 +119,10 @@ def select_backups(
             deadlines = preflight_deadlines(conn, settings, run_id, used)
     finally:
         conn.close()
-    for backend in sorted(used - {"local"}):
-        require_connection(BACKEND_CONN_IDS[backend], f"the {backend} bucket")
+    for backend in sorted(used):
+        spec = settings.store(backend)
+        if not spec.is_local:
+            require_store_connection(settings, spec)
     preflight(settings, used, deadlines)
     checked_at = utc_now_iso()
     decided = [
@@ -160,6 +168,30 @@ def select_backups(
         "repair": options.repair,
         "open_incidents": open_incidents,
     }
+
+
+def require_path_columns(conn: Any, settings: Settings) -> None:
+    """Every configured store's ``path_column`` must be a column of the backups table."""
+    missing = catalog.missing_path_columns(conn, settings)
+    if not missing:
+        return
+    problems = [
+        f"{field_of(settings, settings.store(name), 'path_column')}: the catalog table "
+        f"{settings.backups_table!r} has no column {column!r}"
+        for name, column in missing
+    ]
+    raise ConfigError("; ".join(problems))
+
+
+def require_store_connection(settings: Settings, spec: StoreSpec) -> None:
+    """The Airflow connection of an S3 store the run uses; the error names the store and the field."""
+    if settings.stores is None:
+        require_connection(spec.conn_id or "", f"the {spec.name} bucket")
+        return
+    try:
+        require_connection(spec.conn_id or "", f"the {spec.name} store")
+    except ConfigError as exc:
+        raise ConfigError(f"{field_of(settings, spec, 'conn_id')}: {exc}") from None
 
 
 def max_map_length() -> int:

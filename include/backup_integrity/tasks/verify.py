@@ -20,11 +20,12 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.backup_integrity.catalog.object_state import ObjectState
 from include.backup_integrity.config.secrets import redact
+from include.backup_integrity.domain.capabilities import StoreCapabilities, add_counts
 from include.backup_integrity.domain.checks import Observation, classify, make_result, path_for, precheck
 from include.backup_integrity.domain.records import (
     CHECKSUM_MISMATCH,
@@ -40,8 +41,7 @@ from include.backup_integrity.domain.timestamps import parse_timestamp, utc_now_
 from include.backup_integrity.stores.base import CONCURRENCY, FolderListing, split_path
 
 if TYPE_CHECKING:
-    from datetime import timedelta
-
+    from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.domain.records import BackupRecord, CheckResult, Chunk, ChunkOutcome
     from include.backup_integrity.stores.base import Backend, Listed
 
@@ -130,7 +130,7 @@ def verify_chunk(
     new_states: dict[str, ObjectState] = {}
     todo: list[BackupRecord] = []
     for record in records:
-        decided = precheck(record, backend.name, mode=mode, checked_at=utc_now_iso(), now=now)
+        decided = precheck(record, backend.spec, mode=mode, checked_at=utc_now_iso(), now=now)
         if decided is None:
             todo.append(record)
         else:
@@ -182,11 +182,19 @@ def verify_chunk(
             for key in keys:
                 listing_of[key] = listing
 
+        budget = chunk.get("probe_budget")
+        may_probe = (
+            None
+            if budget is None or not getattr(backend, "reports_checksums", False)
+            else probes_allowed(todo, backend.name, listing_of, states, budget, now)
+        )
+
         def check(record: BackupRecord) -> ObjectCheck:
             path = path_for(record, backend.name) or ""
             state = states.get(record["id"], ObjectState())
+            allowed = may_probe is None or record["id"] in may_probe
             try:
-                done = check_object(record, backend, path, listing_of[path], state, chunk)
+                done = check_object(record, backend, path, listing_of[path], state, chunk, may_probe=allowed)
             except Exception as exc:
                 log.exception("unexpected error checking %s on %s", record["id"], backend.name)
                 done = ObjectCheck(
@@ -255,6 +263,46 @@ def _error(record: BackupRecord, backend: str, mode: str, message: str) -> Check
     )
 
 
+#: A backup created this recently (since the previous hourly run) with no recorded state is
+#: new: probed ahead of the backlog. Older unprobed objects are the backlog, whatever their age.
+NEW_OBJECT_HOURS = 1
+
+
+def probes_allowed(
+    records: list[BackupRecord],
+    backend_name: str,
+    listing_of: dict[str, FolderListing],
+    states: dict[str, ObjectState],
+    budget: int,
+    now: datetime,
+) -> set[str]:
+    """The backups whose store checksum this chunk may learn by a HEAD, within its budget.
+
+    New objects (no state, created within :data:`NEW_OBJECT_HOURS`) and changed ones (a
+    fingerprint other than the one recorded) are always probed; the backlog (objects never
+    probed) takes what is left of the budget, in path order, so the next run takes the next
+    ones. A key the listing did not show is asked about anyway, outside the budget: "missing"
+    is always the store's own answer about the key.
+    """
+    new_since = now - timedelta(hours=NEW_OBJECT_HOURS)
+    first: list[str] = []
+    backlog: list[str] = []
+    for record in records:
+        path = path_for(record, backend_name) or ""
+        listing = listing_of[path]
+        listed = None if listing.error else listing.entries.get(path)
+        if listed is None or listed.invalid:
+            continue
+        state = states.get(record["id"], ObjectState())
+        if listed.fingerprint in (state.sha256_fingerprint, state.probed_fingerprint):
+            continue  # proven, or already asked about this very version
+        created = parse_timestamp(record["created_at"])
+        changed = state.fingerprint is not None and state.fingerprint != listed.fingerprint
+        new = state.fingerprint is None and created is not None and created >= new_since
+        (first if changed or new else backlog).append(record["id"])
+    return {*first, *backlog[: max(0, budget - len(first))]}
+
+
 def check_object(
     record: BackupRecord,
     backend: Backend,
@@ -262,8 +310,14 @@ def check_object(
     listing: FolderListing,
     state: ObjectState,
     chunk: Chunk,
+    *,
+    may_probe: bool = True,
 ) -> ObjectCheck:
-    """Decide one object from its listing entry, asking the store only what the listing cannot say."""
+    """Decide one object from its listing entry, asking the store only what the listing cannot say.
+
+    ``may_probe`` false: this run's probe budget is spent elsewhere; the object is decided from
+    its listing (and its recorded proof) alone.
+    """
     mode = chunk["mode"]
     listed: Listed | None = listing.entries.get(path)
     if listing.error or listed is None:
@@ -311,6 +365,7 @@ def check_object(
 
     wants_probe = (
         getattr(backend, "reports_checksums", False)
+        and may_probe
         and not probed
         and (
             (listed is not None and listed.has_sha256) or state.probed_fingerprint != observation.fingerprint
@@ -420,6 +475,20 @@ def _unchanged_result(
 # --------------------------------------------------------------------------- the task body
 
 
+def learned_capabilities(conn: Any, settings: Settings, store: str) -> StoreCapabilities | None:
+    """An S3 store's learned capabilities for this run (a new period starts here); None: local."""
+    from include.backup_integrity.catalog.capabilities import load_capabilities, start_period
+
+    if settings.store(store).is_local:
+        return None
+    stored = load_capabilities(conn, store)
+    capabilities = stored.for_run(datetime.now(UTC), settings.rehash_period_days)
+    if capabilities != stored:
+        with conn.cursor() as cur:
+            start_period(cur, capabilities, stored)
+    return capabilities
+
+
 def verify_and_record(
     chunk: Chunk, settings: dict[str, Any], run_id: str, execution_timeout: timedelta | None = None
 ) -> ChunkOutcome:
@@ -429,11 +498,12 @@ def verify_and_record(
     not past the run's deadline for a store that stopped answering.
     """
     from include.backup_integrity.catalog import object_state
+    from include.backup_integrity.catalog.capabilities import add_capabilities
     from include.backup_integrity.catalog.connection import connect_catalog, transaction
     from include.backup_integrity.catalog.handover import record_chunk_failures
     from include.backup_integrity.catalog.scope import chunk_records
     from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
-    from include.backup_integrity.config.secrets import register_package_secrets
+    from include.backup_integrity.config.secrets import register_package_secrets, register_store_secrets
     from include.backup_integrity.config.settings import Settings
     from include.backup_integrity.stores.breaker import CircuitBreaker
     from include.backup_integrity.stores.deadline import DeadlineGuard
@@ -444,6 +514,7 @@ def verify_and_record(
     started_at = time.time()
     register_package_secrets()
     parsed = Settings.from_dict(settings)
+    register_store_secrets(parsed)
     timeouts = SessionTimeouts.of(parsed)
     conn = connect_catalog(parsed)
     try:
@@ -451,6 +522,7 @@ def verify_and_record(
             records = chunk_records(conn, parsed, chunk)
             recorded = object_state.load_recorded(conn, chunk["backend"], [r["id"] for r in records])
             states = {backup_id: r.state for backup_id, r in recorded.items()}
+            capabilities = learned_capabilities(conn, parsed, chunk["backend"])
             conn.commit()
             deadline = chunk_store_deadline(
                 conn,
@@ -460,13 +532,20 @@ def verify_and_record(
                 started_at=started_at,
                 execution_timeout=execution_timeout,
             )
-        backend = DeadlineGuard(CircuitBreaker(build_backend(chunk["backend"], parsed)), deadline)
+        store = build_backend(chunk["backend"], parsed)
+        if capabilities is not None:
+            store.checksum_mode = capabilities.asks_checksum_mode()  # type: ignore[attr-defined]
+        backend = DeadlineGuard(CircuitBreaker(store), deadline)
         outcome, results, new_states = verify_chunk(chunk, backend, records, states)
         # Failures carry free text from stores and the catalog: it goes to XCom, alerts and the history.
         results = [redact_result(r) if r["kind"] != PASSED else r for r in results]
         outcome["failures"] = [redact_result(r) for r in outcome["failures"]]
         with naming_waits(timeouts, "recording the chunk's checks"), transaction(conn) as cur:
             object_state.save_checks(cur, run_id, results, new_states, recorded)
+            if capabilities is not None:
+                seen = add_counts([getattr(store, "capability_counts", {})])  # type: ignore[list-item]
+                learned = add_capabilities(cur, chunk["backend"], seen, datetime.now(UTC))
+                outcome["capabilities"] = learned.statistics()
             # However many checks failed, the XCom carries their count; the rows wait in the catalog.
             outcome["failure_count"] = record_chunk_failures(cur, run_id, chunk["label"], outcome["failures"])
             outcome["failures"] = []

@@ -174,3 +174,14 @@ CREATE INDEX IF NOT EXISTS backup_integrity_restore_backup_idx
     ON backup_integrity_restore (backup_id, finished_at DESC);
 CREATE INDEX IF NOT EXISTS backup_integrity_restore_type_idx
     ON backup_integrity_restore (backup_type, status, window_end DESC);
+
+-- What each S3 store was found to offer (learned over runs, see domain/capabilities.py).
+CREATE TABLE IF NOT EXISTS backup_integrity_store_capability (
+    store text PRIMARY KEY,
+    checksum_probes integer NOT NULL DEFAULT 0,   -- objects probed in checksum mode this period
+    sha256_answers integer NOT NULL DEFAULT 0,    -- ... that came with a whole-object SHA-256
+    rejects_checksum_mode boolean NULL,           -- 400 to x-amz-checksum-mode (NULL: not learned)
+    listing_checksums boolean NULL,               -- listings carry checksum fields
+    period_started_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,7 +1,7 @@
 """Retention reads: the object-lock retain-until date each object's last read found, and when.
 
 Revision ID: 0008_recovery_chain
-Revises: 0006_bounded_growth
+Revises: 0007_store_capabilities
 
 The rotation's read of an object on an S3 store also reads its retention (the GET's
 ``ObjectLockRetainUntilDate``); ``retention_short`` alerts are judged from these two
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008_recovery_chain"
-down_revision = "0006_bounded_growth"
+down_revision = "0007_store_capabilities"
 branch_labels = None
 depends_on = None
 

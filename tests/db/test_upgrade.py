@@ -14,15 +14,13 @@ import psycopg
 import pytest
 
 from include.backup_integrity.catalog.schema import (
-    VERSION_TABLE,
     current_revision,
     head_revision,
     upgrade_schema,
 )
 from tests.support.catalog_schema import (
-    ALERT_INDEX_DDL,
-    BOUNDED_GROWTH_DDL,
-    DRILL_TABLE_DDL,
+    PREVIOUS_RELEASE_NEW_TABLES,
+    PREVIOUS_RELEASE_UPGRADE_DDL,
     clear_ddl_log,
     ddl_log,
     describe_schema,
@@ -58,33 +56,8 @@ def test_the_previous_release_is_adopted_with_no_data_lost_and_a_second_upgrade_
 
     assert (upgrade.from_revision, upgrade.to_revision, upgrade.migrated) == (None, head_revision(), True)
     assert current_revision(conn) == head_revision()
-    assert ddl_log(conn) == [
-        ("CREATE TABLE", f"public.{VERSION_TABLE}"),
-        ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
-        # Revisions after the baseline: the drill history, the shared store deadline's table, the
-        # outbox's expiry column, the chunks' hand-over of failures and the pruning's indexes
-        # (0006_bounded_growth), the learned store capabilities (0007_store_capabilities), the
-        # objects' two retention columns (0008_recovery_chain), the outbox's digest column
-        # (0009_console_indexes).
-        *DRILL_TABLE_DDL,
-        ("CREATE TABLE", "public.backup_integrity_store_deadline"),
-        ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
-        ("ALTER TABLE", "public.backup_integrity_notification"),
-        *BOUNDED_GROWTH_DDL,
-        ("CREATE TABLE", "public.backup_integrity_store_capability"),
-        ("CREATE INDEX", "public.backup_integrity_store_capability_pkey"),
-        ("ALTER TABLE", "public.backup_integrity_object"),
-        ("ALTER TABLE", "public.backup_integrity_object"),
-        ("ALTER TABLE", "public.backup_integrity_notification"),
-        *ALERT_INDEX_DDL,
-    ], "the release's tables are only stamped"
-    upgraded = {
-        **as_upgraded(before),
-        "backup_integrity_store_deadline": [],
-        "backup_integrity_restore": [],
-        "backup_integrity_chunk_failure": [],
-        "backup_integrity_store_capability": [],
-    }  # new: empty
+    assert ddl_log(conn) == PREVIOUS_RELEASE_UPGRADE_DDL, "the release's tables are only stamped"
+    upgraded = {**as_upgraded(before), **PREVIOUS_RELEASE_NEW_TABLES}  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, "no row lost; alerts marked; expired_at"
     assert all(json.loads(row)["details"]["source"] for row in upgraded["backups_backupalert"])
     fresh = psycopg.connect(postgres.create_database(f"fresh_{uuid.uuid4().hex[:8]}"))

@@ -17,12 +17,12 @@ import pytest
 
 from devtools.runs import DagRunOutcome, load_dag
 from devtools.seed import put_object, write_local
-from include.backup_integrity.catalog.schema import VERSION_TABLE, current_revision, head_revision
+from include.backup_integrity.catalog.schema import current_revision, head_revision
 from tests.support.catalog import alerts, query
 from tests.support.catalog_schema import (
-    BOUNDED_GROWTH_DDL,
     CATALOG_TABLES,
-    DRILL_TABLE_DDL,
+    PREVIOUS_RELEASE_NEW_TABLES,
+    PREVIOUS_RELEASE_UPGRADE_DDL,
     clear_ddl_log,
     ddl_log,
     install_ddl_log,
@@ -98,23 +98,8 @@ def test_the_first_run_upgrades_the_previous_release_with_no_data_lost_and_a_sec
 
     assert first.state == "success", first
     assert current_revision(conn) == head_revision()
-    assert ddl_log(conn) == [
-        ("CREATE TABLE", f"public.{VERSION_TABLE}"),
-        ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
-        # Revisions after the baseline: the drill history, the shared store deadline's table, the
-        # outbox's expiry column, the chunks' hand-over of failures and the pruning's indexes.
-        *DRILL_TABLE_DDL,
-        ("CREATE TABLE", "public.backup_integrity_store_deadline"),
-        ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
-        ("ALTER TABLE", "public.backup_integrity_notification"),
-        *BOUNDED_GROWTH_DDL,
-    ], "the release's tables are only stamped"
-    upgraded = {
-        **as_upgraded(before),
-        "backup_integrity_store_deadline": [],
-        "backup_integrity_restore": [],
-        "backup_integrity_chunk_failure": [],
-    }  # new: empty
+    assert ddl_log(conn) == PREVIOUS_RELEASE_UPGRADE_DDL, "the release's tables are only stamped"
+    upgraded = {**as_upgraded(before), **PREVIOUS_RELEASE_NEW_TABLES}  # new: empty
     assert canonical_snapshot(snapshot(conn)) == upgraded, (
         "every row of every table is as the release left it, its alerts marked as the package's"
     )

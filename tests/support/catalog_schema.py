@@ -54,6 +54,36 @@ BOUNDED_GROWTH_DDL = [
 ]
 
 
+#: The DDL the upgrade of the previous release (the fixture) runs, revision by revision: the
+#: version table, then the drill history (0002), the shared store deadline's table (0003), the
+#: outbox's expiry column (0005), the chunks' hand-over of failures and the pruning's indexes
+#: (0006), the learned store capabilities (0007), the objects' two retention columns (0008), the
+#: outbox's digest column and the alert table's indexes (0009).
+PREVIOUS_RELEASE_UPGRADE_DDL = [
+    ("CREATE TABLE", "public.backup_integrity_alembic_version"),
+    ("CREATE INDEX", "public.backup_integrity_alembic_version_pkc"),
+    *DRILL_TABLE_DDL,
+    ("CREATE TABLE", "public.backup_integrity_store_deadline"),
+    ("CREATE INDEX", "public.backup_integrity_store_deadline_pkey"),
+    ("ALTER TABLE", "public.backup_integrity_notification"),
+    *BOUNDED_GROWTH_DDL,
+    ("CREATE TABLE", "public.backup_integrity_store_capability"),
+    ("CREATE INDEX", "public.backup_integrity_store_capability_pkey"),
+    ("ALTER TABLE", "public.backup_integrity_object"),
+    ("ALTER TABLE", "public.backup_integrity_object"),
+    ("ALTER TABLE", "public.backup_integrity_notification"),
+    *ALERT_INDEX_DDL,
+]
+
+#: The tables that upgrade creates, empty.
+PREVIOUS_RELEASE_NEW_TABLES = {
+    "backup_integrity_store_deadline": [],
+    "backup_integrity_restore": [],
+    "backup_integrity_chunk_failure": [],
+    "backup_integrity_store_capability": [],
+}
+
+
 def restore_dump(dsn: str, path: Path = UPGRADE_FIXTURE) -> None:
     """Load a plain-SQL ``pg_dump`` with the system ``psql``, stopping at the first error."""
     subprocess.run(

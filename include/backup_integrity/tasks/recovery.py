@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from include.backup_integrity.catalog.connection import connect_catalog
 from include.backup_integrity.catalog.recovery import open_retention_alerts
 from include.backup_integrity.catalog.sessions import SessionTimeouts, naming_waits
+from include.backup_integrity.config.secrets import redact, register_package_secrets, register_store_secrets
 from include.backup_integrity.config.settings import Settings
 from include.backup_integrity.domain.freshness import judge_freshness
 from include.backup_integrity.domain.immutability import UNVERIFIABLE, BucketProtection, not_immutable_reason
@@ -152,6 +153,8 @@ def probe_buckets(settings: Settings, backends: Iterable[str]) -> list[BucketPro
     from include.backup_integrity.stores.factory import build_backend
     from include.backup_integrity.stores.s3 import S3Backend
 
+    register_package_secrets()
+    register_store_secrets(settings)
     found = []
     for name in sorted(backends):
         try:
@@ -168,5 +171,10 @@ def probe_buckets(settings: Settings, backends: Iterable[str]) -> list[BucketPro
             protection = store.bucket_protection()
         except Exception as exc:  # a connection that cannot be built: the store cannot say
             protection = BucketProtection(name, None, UNVERIFIABLE, error=f"{type(exc).__name__}: {exc}")
-        found.append(replace(protection, requests=store.requests.get("bucket_config", 0)))
+        # A store's error may quote a credential (an access key id in a 403): masked like every message.
+        found.append(
+            replace(
+                protection, requests=store.requests.get("bucket_config", 0), error=redact(protection.error)
+            )
+        )
     return found

@@ -138,12 +138,13 @@ def verify_storage_integrity():
             plan = require_every_chunk(chunk_results, ti.xcom_pull(task_ids="select_backups", key="plan"))
         except UpstreamIncomplete as incomplete:
             raise AirflowSkipException(str(incomplete)) from None  # the failed task fails the run
-        from include.backup_integrity.tasks.recovery import judge_recovery
+        from include.backup_integrity.tasks.recovery import judge_recovery, silent_stores
 
         chunk_results = complete_outcomes(chunk_results, plan, run_id)
         reported = repairs_to_report(chunk_results, plan, expand_repairs(repairs, plan, run_id))
         ti.xcom_push(key="repairs", value=compact_repairs(reported))
-        recovery, judgement = judge_recovery(plan, run_id, {o["backend"] for o in chunk_results})
+        used = {o["backend"] for o in chunk_results}
+        recovery, judgement = judge_recovery(plan, run_id, used, silent_stores(chunk_results))
         ti.xcom_push(key="recovery", value=judgement or {})  # a None XCom is "not found"
         return aggregate(chunk_results, plan, run_id, reported, recovery)
 

@@ -48,8 +48,20 @@ def not_judged() -> dict[str, Any]:
     }
 
 
+def silent_stores(outcomes: Iterable[dict[str, Any]]) -> set[str]:
+    """The stores that answered none of the run's checks: each of them a ``backend_error``."""
+    answered: set[str] = set()
+    failed: set[str] = set()
+    for outcome in outcomes:
+        if any(outcome["passed"].values()) or any(f["kind"] != "backend_error" for f in outcome["failures"]):
+            answered.add(outcome["backend"])
+        elif outcome["failures"]:
+            failed.add(outcome["backend"])
+    return failed - answered
+
+
 def judge_recovery(
-    plan: dict[str, Any], run_id: str, used_backends: Iterable[str] = ()
+    plan: dict[str, Any], run_id: str, used_backends: Iterable[str] = (), silent: Iterable[str] = ()
 ) -> tuple[dict[str, Any], RecoveryJudgement | None]:
     """(statistics, judgement) of the run's window; nothing judged for a run given ``backup_ids``.
 
@@ -95,7 +107,9 @@ def judge_recovery(
             conn.commit()
     finally:
         conn.close()
-    protections = probe_buckets(settings, set(used_backends) | set(settings.require_object_lock))
+    protections = probe_buckets(
+        settings, set(used_backends) | set(settings.require_object_lock), run_id, set(silent)
+    )
     verdicts = [judge_freshness(n, limits[n.backup_type], window_end) for n in newest]
     chain = continuity.chain
     stats: dict[str, Any] = {
@@ -148,33 +162,52 @@ def judge_recovery(
     return stats, judgement
 
 
-def probe_buckets(settings: Settings, backends: Iterable[str]) -> list[BucketProtection]:
-    """Each S3 store's bucket protection, once; a required store that is not S3 cannot report it."""
+def probe_buckets(
+    settings: Settings, backends: Iterable[str], run_id: str | None = None, silent: Iterable[str] = ()
+) -> list[BucketProtection]:
+    """Each S3 store's bucket protection, once; a required store that is not S3 cannot report it.
+
+    A store is asked within the run's deadline for it, as the chunks were; one that answered
+    none of this run's checks (``silent``) is not asked again (``unverifiable``, "not asked: …").
+    """
     from include.backup_integrity.stores.factory import build_backend
     from include.backup_integrity.stores.s3 import S3Backend
+    from include.backup_integrity.tasks.deadlines import store_deadline
 
     register_package_secrets()
     register_store_secrets(settings)
     found = []
-    for name in sorted(backends):
-        try:
-            store = build_backend(name, settings)
-        except (KeyError, ValueError) as exc:
-            found.append(BucketProtection(name, None, UNVERIFIABLE, error=f"unknown store: {exc}"))
-            continue
-        if not isinstance(store, S3Backend):
-            if name not in settings.require_object_lock:
-                continue  # only S3 stores are reported unasked
-            found.append(BucketProtection(name, None, UNVERIFIABLE, error="not an S3 store: no object lock"))
-            continue
-        try:
-            protection = store.bucket_protection()
-        except Exception as exc:  # a connection that cannot be built: the store cannot say
-            protection = BucketProtection(name, None, UNVERIFIABLE, error=f"{type(exc).__name__}: {exc}")
-        # A store's error may quote a credential (an access key id in a 403): masked like every message.
-        found.append(
-            replace(
-                protection, requests=store.requests.get("bucket_config", 0), error=redact(protection.error)
-            )
-        )
+    conn = connect_catalog(settings)
+    try:
+        for name in sorted(backends):
+            try:
+                store = build_backend(name, settings)
+            except (KeyError, ValueError) as exc:
+                found.append(BucketProtection(name, None, UNVERIFIABLE, error=f"unknown store: {exc}"))
+                continue
+            if not isinstance(store, S3Backend):
+                if name not in settings.require_object_lock:
+                    continue  # only S3 stores are reported unasked
+                no_lock = "not an S3 store: no object lock"
+                found.append(BucketProtection(name, None, UNVERIFIABLE, error=no_lock))
+                continue
+            if name in silent:
+                why = "not asked: the store answered none of this run's checks"
+                found.append(BucketProtection(name, None, UNVERIFIABLE, error=why))
+                continue
+            try:
+                deadline = store_deadline(conn, settings, run_id, name)
+                refused = deadline.refusal(deadline.watch(store.client))
+                protection = (
+                    BucketProtection(name, None, UNVERIFIABLE, error=refused)
+                    if refused
+                    else store.bucket_protection()
+                )
+            except Exception as exc:  # a connection that cannot be built: the store cannot say
+                protection = BucketProtection(name, None, UNVERIFIABLE, error=f"{type(exc).__name__}: {exc}")
+            # A store's error may quote a credential (an access key id in a 403): masked like every message.
+            sent = store.requests.get("bucket_config", 0)
+            found.append(replace(protection, requests=sent, error=redact(protection.error)))
+    finally:
+        conn.close()
     return found

@@ -253,6 +253,20 @@ COMPARED_STATISTICS = (
 )
 
 
+def results_found(env: Environment) -> dict[str, Any]:
+    """Every (copy, kind) the history holds, and each copy's kind at its last check."""
+    history = catalog_query(
+        env, "SELECT DISTINCT backup_id::text AS backup_id, backend, kind FROM backup_integrity_result"
+    )
+    latest = catalog_query(
+        env, "SELECT backup_id::text AS backup_id, backend, last_kind FROM backup_integrity_object"
+    )
+    return {
+        "history": sorted(((env.role_of(r["backup_id"]), r["backend"]), r["kind"]) for r in history),
+        "latest": sorted(((env.role_of(r["backup_id"]), r["backend"]), r["last_kind"]) for r in latest),
+    }
+
+
 def normalise(env: Environment, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """What the scenario produced, with backups and runs named by role (comparable across deployments)."""
     role_by_run = {r["run_id"]: r["role"] for r in runs}
@@ -269,10 +283,9 @@ def normalise(env: Environment, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "runs": {r["role"]: r["state"] for r in runs},
         # Kinds, not evidence: which objects the rolling re-hash reads depends on backup ids and
         # on what earlier runs read, so a cleared run may pass on a fingerprint what it first read.
-        "results": {
-            r["role"]: sorted((check, kind) for check, (kind, _) in results_of(env, r["run_id"]).items())
-            for r in runs
-        },
+        # The history keeps transitions, so which run recorded one depends on the order the runs
+        # ran in (a cleared run, another executor): what was found is compared, not by whom.
+        "results": results_found(env),
         "statistics": {
             role_by_run[row["run_id"]]: {
                 k: v for k, v in row["statistics"].items() if k in COMPARED_STATISTICS

@@ -18,7 +18,7 @@ from include.backup_integrity.config.settings import parse_settings
 from include.backup_integrity.dashboard.app import summary
 from include.backup_integrity.dashboard.page import render_page
 from tests.support.catalog import last_check, open_alerts_by_key, query, results
-from tests.support.connections import set_connection, set_variable
+from tests.support.connections import NO_FRESHNESS_LIMITS, set_connection, set_variable
 
 WASABI_BUCKET = "wasabi-copies"
 
@@ -53,7 +53,8 @@ def wasabi(stores, b2_server, airflow_env, monkeypatch):
                 "bucket": WASABI_BUCKET,
                 "path_column": "wasabi_path",
             },
-        }
+        },
+        "max_age_hours": NO_FRESHNESS_LIMITS,  # the seeded catalog is not a backup schedule
     }
     set_variable(monkeypatch, variable)
     return client, variable

@@ -70,7 +70,8 @@ def test_apply_restores_deleted_and_corrupted_copies_from_a_verified_replica(
     # The catalog does not say where the b2 copy belongs.
     unrecorded = seed_backup(stores, on=("local", "r2"), record_paths=("local", "r2"))
 
-    set_variable(monkeypatch, {**airflow_env, "repair": "apply"})
+    # Ten notices: above the digest threshold, so it is raised to see each one on its own.
+    set_variable(monkeypatch, {**airflow_env, "repair": "apply", "notify_digest_after": 50})
     outcome = run_dag({"mode": "full"})
 
     stats = outcome.statistics

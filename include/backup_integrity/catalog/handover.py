@@ -64,10 +64,15 @@ def load_chunk_failures(cur: Any, run_id: str) -> dict[str, list[CheckResult]]:
 
 
 def forget_recorded_runs(cur: Any, run_id: str, older_than: Any) -> int:
-    """Remove the hand-over of recorded runs (but ``run_id``, which may be retried) and of any older."""
+    """Remove the hand-over of recorded runs (but ``run_id``, which may be retried) and of any older.
+
+    A run is recorded for these rows only when its record is newer than they are: a cleared
+    run being run again keeps its earlier record while its chunks hand over anew.
+    """
     cur.execute(
         f"DELETE FROM {CHUNK_FAILURE_TABLE} f WHERE f.run_id <> %s AND (f.recorded_at < %s OR EXISTS "
-        "(SELECT 1 FROM backup_integrity_run r WHERE r.run_id = f.run_id))",
+        "(SELECT 1 FROM backup_integrity_run r "
+        "WHERE r.run_id = f.run_id AND r.recorded_at >= f.recorded_at))",
         [run_id, older_than],
     )
     return cur.rowcount or 0

@@ -28,6 +28,7 @@ from include.backup_integrity.tasks.results import expand_repairs, failures_of, 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from include.backup_integrity.catalog.retention import PruneReport
     from include.backup_integrity.domain.records import CheckResult, ChunkOutcome, Statistics
     from include.backup_integrity.domain.recovery import RecoveryJudgement
     from include.backup_integrity.domain.repair import RepairOutcome
@@ -50,7 +51,6 @@ def raise_alerts(
     """
     from include.backup_integrity.catalog import alert_store as alerts
     from include.backup_integrity.catalog.repairs import record_unrecorded
-    from include.backup_integrity.catalog.retention import prune_history
     from include.backup_integrity.notify import delivery as notify
 
     register_package_secrets()
@@ -99,23 +99,43 @@ def raise_alerts(
                 digest_after=settings.notify_digest_after,
             )
         log.info("notifications: %s", delivery)
-        with naming_waits(timeouts, "pruning history older than retention_days"):
-            pruned = prune_history(conn, settings.alerts_table, settings.retention_days, run_id)
-        log.info(
-            "pruned %d row(s) older than %d days: %s%s",
-            pruned.total,
-            settings.retention_days,
-            pruned.pruned,
-            "" if pruned.complete else " (time budget spent; the next run goes on)",
-        )
     finally:
         conn.close()
+    pruned = prune_old_history(settings, timeouts, run_id)
     return {
         "alerts": changes,
         "notifications": delivery,
         "metadata_updated": updated,
         "pruned": pruned.pruned,
     }
+
+
+def prune_old_history(settings: Settings, timeouts: SessionTimeouts, run_id: str) -> PruneReport:
+    """Prune history older than ``retention_days`` on a connection of its own.
+
+    Housekeeping after the run's findings are recorded and notified: a catalog that fails
+    here loses nothing and fails nothing (a warning; the next run prunes what is left).
+    """
+    from include.backup_integrity.catalog.retention import PruneReport, prune_history
+
+    try:
+        conn = connect_catalog(settings)
+        try:
+            with naming_waits(timeouts, "pruning history older than retention_days"):
+                pruned = prune_history(conn, settings.alerts_table, settings.retention_days, run_id)
+        finally:
+            conn.close()
+    except Exception as exc:
+        log.warning("history older than %d days not pruned in this run: %s", settings.retention_days, exc)
+        return PruneReport(complete=False)
+    log.info(
+        "pruned %d row(s) older than %d days: %s%s",
+        pruned.total,
+        settings.retention_days,
+        pruned.pruned,
+        "" if pruned.complete else " (time budget spent; the next run goes on)",
+    )
+    return pruned
 
 
 def passes_for_alerts(

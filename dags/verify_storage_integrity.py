@@ -146,7 +146,8 @@ def verify_storage_integrity():
         used = {o["backend"] for o in chunk_results}
         recovery, judgement = judge_recovery(plan, run_id, used, silent_stores(chunk_results))
         ti.xcom_push(key="recovery", value=judgement or {})  # a None XCom is "not found"
-        return aggregate(chunk_results, plan, run_id, reported, recovery)
+        copies = (repairs or {}).get("requests_sent")  # what repair_copies sent, for the cost
+        return aggregate(chunk_results, plan, run_id, reported, recovery, copies)
 
     @task(task_display_name="Record results and raise alerts", trigger_rule=TriggerRule.NONE_FAILED)
     def raise_alerts(

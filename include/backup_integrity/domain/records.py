@@ -121,6 +121,8 @@ class ChunkOutcome(TypedDict):
     objects_read: int
     bytes_read: int
     requests: dict[str, int]
+    #: An S3 store's requests as sent, retries included, by kind (what it bills; absent: local).
+    requests_sent: NotRequired[dict[str, int]]
     #: An S3 store's learned capabilities after this chunk (``domain/capabilities.py``).
     capabilities: NotRequired[dict[str, Any]]
 

@@ -46,6 +46,25 @@ DEFAULT_BOTOCORE_CONFIG: dict[str, Any] = {
 
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 
+#: The kind each S3 operation is counted (and priced, ``domain/cost.py``) as when it is sent;
+#: any other operation counts under its own name (priced as a write, the dearer class).
+OPERATION_KINDS = {
+    "ListObjectsV2": "list",
+    "ListObjects": "list",
+    "HeadObject": "head",
+    "HeadBucket": "head",
+    "GetObject": "get",
+    "GetBucketVersioning": "bucket_config",
+    "GetObjectLockConfiguration": "bucket_config",
+    "PutObject": "put",
+    "CreateMultipartUpload": "put",
+    "UploadPart": "put",
+    "CompleteMultipartUpload": "put",
+    "AbortMultipartUpload": "put",
+    "CopyObject": "copy",
+    "UploadPartCopy": "copy",
+}
+
 
 def botocore_config_for(extra: dict[str, Any]) -> dict[str, Any]:
     """Our safe defaults, overridden key by key by the connection's ``config_kwargs``."""
@@ -114,6 +133,8 @@ class S3Backend:
         self.spec = StoreSpec(name, S3, path_column or f"{name}_path", conn_id=conn_id, bucket=bucket)
         self._client: Any = None
         self.requests: Counter[str] = Counter()
+        #: Every attempt botocore sent, retries included, by kind: what the store bills.
+        self.sent: Counter[str] = Counter()
         self._lock = threading.Lock()
         #: Whether HEADs and GETs carry ``x-amz-checksum-mode`` (off: the store's learned answer).
         self.checksum_mode = True
@@ -130,8 +151,16 @@ class S3Backend:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_s3_client(self.conn_id)
+            client = make_s3_client(self.conn_id)
+            # Registered last: an attempt a deadline refuses first (``register_first``) is not sent.
+            client.meta.events.register("before-send.s3", self._sending)
+            self._client = client
         return self._client
+
+    def _sending(self, event_name: str = "", **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        with self._lock:
+            self.sent[OPERATION_KINDS.get(operation, operation)] += 1
 
     def open_session(self) -> str | None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -79,20 +79,35 @@ def repairs_to_report(
     return unfinished
 
 
-def run_cost(outcomes: list[ChunkOutcome], stats: Statistics, plan: dict[str, Any]) -> dict[str, Any]:
-    """``estimated_cost_usd`` and ``estimated_cost_unpriced``: the chunks' requests and bytes read,
-    and the bucket probe's requests, at the Variable's ``prices``."""
+def run_cost(
+    outcomes: list[ChunkOutcome],
+    stats: Statistics,
+    plan: dict[str, Any],
+    repair_requests: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
+    """``estimated_cost_usd`` and ``estimated_cost_unpriced`` at the Variable's ``prices``.
+
+    Priced: every request sent to each store (``requests_sent``: an S3 store's attempts as
+    botocore sent them, retries included; a local folder's operations), the copies of
+    repairs, the bucket probe's reads, and the bytes read.
+    """
     requests: dict[str, Counter[str]] = {}
     bytes_read: Counter[str] = Counter()
     for outcome in outcomes:
-        requests.setdefault(outcome["backend"], Counter()).update(outcome["requests"])
+        sent = outcome.get("requests_sent")
+        requests.setdefault(outcome["backend"], Counter()).update(
+            outcome["requests"] if sent is None else sent
+        )
         bytes_read[outcome["backend"]] += outcome["bytes_read"]
+    for store, kinds in (repair_requests or {}).items():
+        requests.setdefault(store, Counter()).update(kinds)
     for store, count in (stats.get("bucket_probe_requests") or {}).items():  # type: ignore[attr-defined]
         requests.setdefault(store, Counter())["bucket_config"] += count
     costs, unpriced = estimate_cost(requests, bytes_read, plan["settings"].get("prices") or {})
     return {
         "estimated_cost_usd": costs,
         "estimated_cost_unpriced": unpriced,
+        "requests_sent": {store: dict(sorted(c.items())) for store, c in sorted(requests.items())},
         "bytes_read_by_store": dict(sorted(bytes_read.items())),
     }
 
@@ -114,6 +129,7 @@ def aggregate(
     run_id: str,
     repairs: list[RepairOutcome] | None = None,
     recovery: dict[str, Any] | None = None,
+    repair_requests: dict[str, dict[str, int]] | None = None,
 ) -> Statistics:
     """The run's statistics from every chunk's outcome, the repairs and the recovery checks
     (:func:`include.backup_integrity.tasks.recovery.judge_recovery`); emitted as metrics too."""
@@ -135,7 +151,7 @@ def aggregate(
     stats["backend_incidents"] = held_backends(outcomes, plan)
     stats.update(recovery or {})  # type: ignore[typeddict-item]
     with_bucket_protection(stats)
-    stats.update(run_cost(outcomes, stats, plan))  # type: ignore[typeddict-item]
+    stats.update(run_cost(outcomes, stats, plan, repair_requests))  # type: ignore[typeddict-item]
     log.info("run statistics: %s", stats)
     emit_statistics(stats)
     return stats

@@ -101,7 +101,9 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
         record_outcomes(run_id, repairs, settings)
         log.info("repair plan (nothing copied): %d bad copies", len(repairs))
     else:
-        repairs = refused + apply_repairs(tasks, settings, run_id)
+        backends: dict[str, Any] = {}
+        repairs = refused + apply_repairs(tasks, settings, run_id, backends)
+        sent = {name: dict(b.sent) for name, b in sorted(backends.items()) if getattr(b, "sent", None)}
         log.info(
             "repairs: %d repaired, %d not repaired",
             sum(1 for o in repairs if o["status"] == REPAIRED),
@@ -110,7 +112,9 @@ def repair_copies(outcomes: Iterable[ChunkOutcome], plan: dict[str, Any], run_id
     repairs = [redacted_outcome(o) for o in repairs]
     for line in describe_plan(repairs):
         log.info("  %s", line)
-    return compact_repairs(repairs)
+    if mode == PLAN:
+        return compact_repairs(repairs)
+    return {**compact_repairs(repairs), "requests_sent": sent}  # the copies' requests, for the cost
 
 
 def redacted_outcome(outcome: RepairOutcome) -> RepairOutcome:
@@ -162,8 +166,13 @@ def shared_paths_of(tasks: list[RepairTask], settings: Settings) -> set[tuple[st
     return shared
 
 
-def apply_repairs(tasks: list[RepairTask], settings: Settings, run_id: str) -> list[RepairOutcome]:
-    """Repair what an earlier try of this run did not prove; record each outcome as it comes."""
+def apply_repairs(
+    tasks: list[RepairTask], settings: Settings, run_id: str, backends: dict[str, Any] | None = None
+) -> list[RepairOutcome]:
+    """Repair what an earlier try of this run did not prove; record each outcome as it comes.
+
+    ``backends`` receives the stores it built (their request counts price the copies).
+    """
     conn = connect_catalog(settings)
     try:
         with conn.cursor() as cur:
@@ -183,7 +192,11 @@ def apply_repairs(tasks: list[RepairTask], settings: Settings, run_id: str) -> l
                 outcome["repaired_at"],
             )
     todo = [task for index, task in enumerate(tasks) if index not in proven]
-    made = iter(execute_repairs(todo, settings, on_outcome=lambda o: record_outcomes(run_id, [o], settings)))
+    made = iter(
+        execute_repairs(
+            todo, settings, on_outcome=lambda o: record_outcomes(run_id, [o], settings), backends=backends
+        )
+    )
     return [proven[index] if index in proven else next(made) for index in range(len(tasks))]
 
 
@@ -289,6 +302,7 @@ def execute_repairs(
     settings: Settings,
     backend_for: Callable[[str], Any] | None = None,
     on_outcome: Callable[[RepairOutcome], None] | None = None,
+    backends: dict[str, Any] | None = None,
 ) -> list[RepairOutcome]:
     """Repair every task in turn (repairs are rare; one at a time keeps load predictable).
 
@@ -297,7 +311,7 @@ def execute_repairs(
     """
     from include.backup_integrity.stores.factory import build_backend
 
-    cache: dict[str, Any] = {}
+    cache: dict[str, Any] = {} if backends is None else backends
 
     def default_backend_for(name: str) -> Any:
         if name not in cache:

@@ -236,6 +236,9 @@ def verify_chunk(
         "bytes_read": bytes_read,
         "requests": dict(backend.requests),
     }
+    sent = getattr(backend, "sent", None)  # an S3 store's, through its guards
+    if sent is not None:
+        outcome["requests_sent"] = dict(sent)
     elapsed = time.monotonic() - started
     log.info(
         "%s: %d checked, %d failed, %d read (%.1f MB, %.1f MB/s), requests %s, in %.2fs (mode %s)",

@@ -200,10 +200,24 @@ def scheduler_runs(
                     "wall": wall,
                     "mapped": sum(1 for t in tasks if t["task_id"] == "verify_chunk"),
                     "peak_mib": None,
+                    "task_seconds": task_seconds(tasks),
                 }
             )
+            log(f"  scheduler run {run_id}: {wall:.1f} s; per task (instances, sum s, max s): "
+                + ", ".join(f"{k} {v[0]} {v[1]:.1f} {v[2]:.1f}" for k, v in results[-1]["task_seconds"].items()))
     deployment.cleanup()
     return results
+
+
+def task_seconds(tasks: list[dict[str, Any]]) -> dict[str, tuple[int, float, float]]:
+    """Per task id: instances, the sum and the longest of their durations (where the run's time went)."""
+    seconds: dict[str, list[float]] = {}
+    for task in tasks:
+        if task["start_date"] and task["end_date"]:
+            seconds.setdefault(task["task_id"], []).append(
+                (task["end_date"] - task["start_date"]).total_seconds()
+            )
+    return {task_id: (len(v), sum(v), max(v)) for task_id, v in seconds.items()}
 
 
 def forget_object_state(catalog_dsn: str) -> None:

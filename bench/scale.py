@@ -203,8 +203,11 @@ def scheduler_runs(
                     "task_seconds": task_seconds(tasks),
                 }
             )
-            log(f"  scheduler run {run_id}: {wall:.1f} s; per task (instances, sum s, max s): "
-                + ", ".join(f"{k} {v[0]} {v[1]:.1f} {v[2]:.1f}" for k, v in results[-1]["task_seconds"].items()))
+            per_task = ", ".join(
+                f"{task_id} {count} {total:.1f} {longest:.1f}"
+                for task_id, (count, total, longest) in results[-1]["task_seconds"].items()
+            )
+            log(f"  scheduler run {run_id}: {wall:.1f} s; per task (instances, sum s, max s): {per_task}")
     deployment.cleanup()
     return results
 

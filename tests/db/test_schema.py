@@ -38,7 +38,7 @@ from tests.support.catalog_schema import (
     verifier_lock_held,
     verifier_tables,
 )
-from tests.support.connections import set_connection, set_variable
+from tests.support.connections import set_catalog_connection, set_variable
 
 HEAD = "0009_console_indexes"
 VERIFIER_TABLES = [
@@ -315,17 +315,7 @@ def test_the_dashboard_says_it_waits_for_the_verifier_while_the_schema_is_behind
 
     from include.backup_integrity.dashboard.app import create_app
 
-    set_connection(
-        monkeypatch,
-        "backup_catalog",
-        {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": postgres.port,
-            "login": postgres.user,
-            "schema": stores.dbname,
-        },
-    )
+    set_catalog_connection(monkeypatch, postgres, stores.dbname)
     set_variable(monkeypatch, {"local_root": stores.local_root})
     app = create_app()
     # Airflow's authentication is tested with a real login in tests/integration/test_dashboard.py.

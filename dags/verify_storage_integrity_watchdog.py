@@ -43,7 +43,7 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
     },
 )
 def verify_storage_integrity_watchdog():
-    @task
+    @task(task_display_name="Check the verifier ran")
     def check_verifier_ran(ti=None, data_interval_end=None, dag_run=None, run_id=None) -> dict:
         """Open, update or resolve the verifier_stalled alert for this check time."""
         from airflow.sdk import Variable

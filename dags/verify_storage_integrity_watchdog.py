@@ -49,7 +49,7 @@ def verify_storage_integrity_watchdog():
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError, parse_settings
+        from include.backup_integrity.tasks.dag_support import VARIABLE_KEY, ConfigError, parse_settings
         from include.backup_integrity.tasks.select import window_end_of
         from include.backup_integrity.tasks.watchdog import VERIFIER_DAG_ID, assess, watch
 

@@ -31,8 +31,13 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
 
-from include.backup_integrity.config.drill_settings import DRILL_TASK_TIMEOUT, drill_trigger_params
-from include.backup_integrity.domain.drills import DrillItem, DrillOutcome, DrillStatistics
+from include.backup_integrity.tasks.dag_support import (
+    DRILL_TASK_TIMEOUT,
+    DrillItem,
+    DrillOutcome,
+    DrillStatistics,
+    drill_trigger_params,
+)
 
 #: Every task but ``drill`` (whose own limit is ``restore_drill.timeout_minutes``, under a backstop).
 TASK_TIMEOUT = timedelta(minutes=30)
@@ -65,8 +70,7 @@ def restore_drill():
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config.drill_settings import drill_params_of_run
-        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError
+        from include.backup_integrity.tasks.dag_support import VARIABLE_KEY, ConfigError, drill_params_of_run
         from include.backup_integrity.tasks.drill import choose_backups
         from include.backup_integrity.tasks.select import window_end_of
 

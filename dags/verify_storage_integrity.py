@@ -41,8 +41,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
 
-from include.backup_integrity.config.params import trigger_params
-from include.backup_integrity.domain.records import Chunk, ChunkOutcome, Statistics
+from include.backup_integrity.tasks.dag_support import Chunk, ChunkOutcome, Statistics, trigger_params
 
 #: How long any task may run (docs/operations.md); a chunk's own is longer, for full-mode reads.
 TASK_TIMEOUT = timedelta(minutes=30)
@@ -76,8 +75,7 @@ def verify_storage_integrity():
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config.params import params_of_run
-        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError
+        from include.backup_integrity.tasks.dag_support import VARIABLE_KEY, ConfigError, params_of_run
         from include.backup_integrity.tasks.select import select_backups, window_end_of
 
         raw = Variable.get(VARIABLE_KEY, default=None)

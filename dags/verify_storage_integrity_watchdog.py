@@ -43,13 +43,13 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
     },
 )
 def verify_storage_integrity_watchdog():
-    @task
+    @task(task_display_name="Check the verifier ran")
     def check_verifier_ran(ti=None, data_interval_end=None, dag_run=None, run_id=None) -> dict:
         """Open, update or resolve the verifier_stalled alert for this check time."""
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.backup_integrity.config.settings import VARIABLE_KEY, ConfigError, parse_settings
+        from include.backup_integrity.tasks.dag_support import VARIABLE_KEY, ConfigError, parse_settings
         from include.backup_integrity.tasks.select import window_end_of
         from include.backup_integrity.tasks.watchdog import VERIFIER_DAG_ID, assess, watch
 

@@ -45,7 +45,7 @@ from devtools.services import (  # noqa: E402
     WebhookReceiver,
     apprise_connection,
 )
-from tests.support.connections import NO_FRESHNESS_LIMITS, set_variable  # noqa: E402
+from tests.support.connections import NO_FRESHNESS_LIMITS, set_catalog_connection, set_variable  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -184,10 +184,7 @@ def airflow_env(
     webhook.clear()
     webhook.status = 200
     smtp.clear()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BACKUP_CATALOG",
-        conn_env(postgres.airflow_connection(stores.dbname)),  # type: ignore[attr-defined]
-    )
+    set_catalog_connection(monkeypatch, postgres, stores.dbname)  # type: ignore[attr-defined]
     monkeypatch.setenv("AIRFLOW_CONN_BACKUP_R2", conn_env(r2_store.airflow_connection("backup_r2")))
     monkeypatch.setenv("AIRFLOW_CONN_BACKUP_B2", conn_env(b2_server.airflow_connection("backup_b2")))
     monkeypatch.setenv(

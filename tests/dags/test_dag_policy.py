@@ -3,7 +3,7 @@
 As Airflow's own example-DAG test demands: no import error, at most one metadata
 query while parsing and no connection resolved; stricter here, no Variable read
 either. And as the project template's: tags, a ``doc_md`` and retries in
-``default_args``.
+``default_args``; and every task named for the UI (``task_display_name``).
 """
 
 from __future__ import annotations
@@ -71,3 +71,12 @@ def test_dag_file_follows_the_policy(dag_file, dag_bag):
     assert dag.catchup is False
     assert dag.start_date is not None
     assert Path(dag_file).stem == dag.dag_id, "the file is named after its DAG"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=[Path(f).name for f in DAG_FILES])
+def test_every_task_has_a_display_name_other_than_its_id(dag_file, dag_bag):
+    """The id is terse; the grid and graph show the display name (defaulting to the id)."""
+    (dag,) = [dag for dag in dag_bag.dags.values() if dag.fileloc == dag_file]
+    names = {task.task_id: task.task_display_name for task in dag.tasks}
+    unnamed = {task_id: name for task_id, name in names.items() if name in (None, "", task_id)}
+    assert not unnamed, f"{dag.dag_id}: tasks without a display name of their own: {unnamed}"

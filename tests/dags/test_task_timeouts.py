@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from devtools.runs import REPO
-
 #: What docs/operations.md promises, task by task; the verifier's other tasks get its default.
 DOCUMENTED = {
     ("verify_storage_integrity", "verify_chunk"): timedelta(hours=2),
@@ -14,13 +12,10 @@ DOCUMENTED = {
 VERIFIER_DEFAULT = timedelta(minutes=30)
 
 
-def test_every_task_has_its_documented_execution_timeout(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert not bag.import_errors, bag.import_errors
-    assert bag.dags
-    for dag in bag.dags.values():
+def test_every_task_has_its_documented_execution_timeout(dag_bag):
+    assert not dag_bag.import_errors, dag_bag.import_errors
+    assert dag_bag.dags
+    for dag in dag_bag.dags.values():
         for task in dag.tasks:
             where = (dag.dag_id, task.task_id, task.execution_timeout)
             assert task.execution_timeout is not None, where

@@ -16,7 +16,7 @@ from devtools.seed import seed_backup
 from include.backup_integrity.catalog.schema import upgrade_schema
 from include.backup_integrity.dashboard.queries import STATEMENT_TIMEOUT_SECONDS, start_read_only_session
 from tests.support.catalog_schema import clear_ddl_log, ddl_log, install_ddl_log
-from tests.support.connections import set_connection, set_variable
+from tests.support.connections import set_catalog_connection, set_variable
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -29,17 +29,7 @@ def client(stores, postgres, monkeypatch):
 
     from include.backup_integrity.dashboard.app import create_app
 
-    set_connection(
-        monkeypatch,
-        "backup_catalog",
-        {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": postgres.port,
-            "login": postgres.user,
-            "schema": stores.dbname,
-        },
-    )
+    set_catalog_connection(monkeypatch, postgres, stores.dbname)
     set_variable(monkeypatch, {"local_root": stores.local_root})
     app = create_app()
     app.dependency_overrides[app.router.dependencies[0].dependency] = lambda: None

@@ -25,6 +25,7 @@ from include.backup_integrity.catalog.schema import (
     schema_status,
     upgrade_schema,
 )
+from include.backup_integrity.dashboard.page import HERE as DASHBOARD_DIR
 from tests.support.catalog_schema import (
     ALERT_INDEX_DDL,
     DRILL_TABLE_DDL,
@@ -38,7 +39,7 @@ from tests.support.catalog_schema import (
     verifier_lock_held,
     verifier_tables,
 )
-from tests.support.connections import set_connection, set_variable
+from tests.support.connections import set_catalog_connection, set_variable
 
 HEAD = "0009_console_indexes"
 VERIFIER_TABLES = [
@@ -55,6 +56,8 @@ VERIFIER_TABLES = [
 ]
 
 BACKUP_ID = "00000000-0000-0000-0000-0000000000b1"
+#: The dashboard's own stylesheet, which every page inlines (the waiting page too).
+CSS_RULE = (DASHBOARD_DIR / "static" / "dashboard.css").read_text().splitlines()[0]
 
 
 @pytest.fixture
@@ -311,25 +314,17 @@ def test_a_revision_this_code_does_not_know_is_refused(db):
 def test_the_dashboard_says_it_waits_for_the_verifier_while_the_schema_is_behind(
     stores, db, postgres, monkeypatch
 ):
+    from airflow.api_fastapi.core_api.security import get_user
     from fastapi.testclient import TestClient
 
-    from include.backup_integrity.dashboard.app import create_app
+    from include.backup_integrity.dashboard.app import URL_PREFIX, create_app
 
-    set_connection(
-        monkeypatch,
-        "backup_catalog",
-        {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": postgres.port,
-            "login": postgres.user,
-            "schema": stores.dbname,
-        },
-    )
+    set_catalog_connection(monkeypatch, postgres, stores.dbname)
     set_variable(monkeypatch, {"local_root": stores.local_root})
     app = create_app()
     # Airflow's authentication is tested with a real login in tests/integration/test_dashboard.py.
     app.dependency_overrides[app.router.dependencies[0].dependency] = lambda: None
+    app.dependency_overrides[get_user] = lambda: None  # the pages wait before they look at the user
     client = TestClient(app)
     clear_ddl_log(db)
 
@@ -337,11 +332,22 @@ def test_the_dashboard_says_it_waits_for_the_verifier_while_the_schema_is_behind
     assert page.status_code == 200
     assert "schema at revision none, waiting for the verifier" in page.text
     assert 'id="schema-waiting"' in page.text
+    assert CSS_RULE in page.text, "the waiting page has the dashboard's inline CSS"
     api = client.get("/api/alerts")
     assert (api.status_code, api.json()) == (
         503,
         {"detail": "schema at revision none, waiting for the verifier"},
     )
+    for console_page in ("/alerts", "/alerts/1", f"/backups/{uuid.uuid4()}"):
+        waiting = client.get(console_page)
+        assert (waiting.status_code, waiting.headers["content-type"]) == (503, "text/html; charset=utf-8")
+        assert 'id="schema-waiting"' in waiting.text, console_page
+        assert "schema at revision none, waiting for the verifier" in waiting.text
+        assert CSS_RULE in waiting.text
+    # Mounted under the plugin's prefix, as Airflow mounts it: the API still answers in JSON.
+    mounted = TestClient(app, root_path=URL_PREFIX)
+    assert mounted.get(f"{URL_PREFIX}/api/alerts").json() == api.json()
+    assert 'id="schema-waiting"' in mounted.get(f"{URL_PREFIX}/alerts").text
     assert ddl_log(db) == [], "the dashboard never runs DDL"
     assert verifier_tables(db) == []
 

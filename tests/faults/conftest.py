@@ -15,7 +15,7 @@ import pytest
 
 from devtools.faultproxy import FaultProxy
 from devtools.runs import DagRunOutcome, load_dag
-from tests.support.connections import s3_connection, set_connection
+from tests.support.connections import s3_connection, set_catalog_connection, set_connection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,11 +70,7 @@ def through_proxies(
     """Point backup_r2, backup_b2 and backup_catalog at their proxies (all passing for now)."""
     set_connection(monkeypatch, "backup_r2", s3_connection(r2_proxy))
     set_connection(monkeypatch, "backup_b2", s3_connection(b2_proxy))
-    set_connection(
-        monkeypatch,
-        "backup_catalog",
-        postgres.airflow_connection(stores.dbname, port=catalog_proxy.port),  # type: ignore[attr-defined]
-    )
+    set_catalog_connection(monkeypatch, postgres, stores.dbname, port=catalog_proxy.port)  # type: ignore[attr-defined]
     return {"r2": r2_proxy, "b2": b2_proxy, "catalog": catalog_proxy}
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from include.backup_integrity.config.settings import CATALOG_CONN_ID
+
 if TYPE_CHECKING:
     import pytest
 
     from devtools.faultproxy import FaultProxy
+    from devtools.services import PostgresServer
 
 
 def s3_connection(
@@ -26,6 +29,13 @@ def s3_connection(
             "config_kwargs": {"connect_timeout": 1, "read_timeout": 2, **config_kwargs},
         },
     }
+
+
+def set_catalog_connection(
+    monkeypatch: pytest.MonkeyPatch, postgres: PostgresServer, dbname: str, *, port: int | None = None
+) -> None:
+    """Point ``backup_catalog`` at a database of the test server (``port``: e.g. a proxy in front of it)."""
+    set_connection(monkeypatch, CATALOG_CONN_ID, postgres.airflow_connection(dbname, port=port))
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, conn: dict[str, Any]) -> None:

@@ -141,6 +141,15 @@ class SchemaWaiting(Exception):
         self.no_run_yet = no_run_yet
 
 
+def is_api_request(request: Any) -> bool:
+    """Whether ``request`` is for the JSON API (``/api/...`` under wherever the app is mounted)."""
+    path = request.url.path
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path == "/api" or path.startswith("/api/")
+
+
 def require_current_schema(conn: Any) -> None:
     """Never DDL here: the verifier's first task migrates; until then the page says it waits."""
     from include.backup_integrity.catalog.schema import schema_status
@@ -213,7 +222,12 @@ def create_app() -> Any:
 
     @app.exception_handler(SchemaWaiting)
     def schema_waiting(request: Any, waiting: SchemaWaiting) -> Response:
-        return Response(json.dumps({"detail": str(waiting)}), status_code=503, media_type="application/json")
+        """The JSON API says so in JSON; a console page shows the waiting page."""
+        if is_api_request(request):
+            detail = json.dumps({"detail": str(waiting)})
+            return Response(detail, status_code=503, media_type="application/json")
+        page = render_waiting_page(str(waiting), no_run_yet=waiting.no_run_yet)
+        return HTMLResponse(page, status_code=503)
 
     def as_json(value: Any) -> Response:
         return Response(json.dumps(view.as_json(value), default=_json_default), media_type="application/json")

@@ -21,11 +21,11 @@ from include.backup_integrity.dashboard.queries import (
     check_page,
     last_full_reads,
 )
+from include.backup_integrity.domain.alerts import ALERT_STATUSES
 
 if TYPE_CHECKING:
     from include.backup_integrity.config.settings import Settings
 
-ALERT_STATUSES = ("ACTIVE", "ACKNOWLEDGED", "RESOLVED")
 SEVERITIES = ("CRITICAL", "ERROR", "WARNING", "INFO")
 SEVERITY_RANK = "CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'ERROR' THEN 1 WHEN 'WARNING' THEN 2 ELSE 3 END"
 #: The alerts page's sort keys and the SQL each sorts by (ties: newest first).

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 ALERT_TYPE = "INTEGRITY_FAILURE"
 OPEN_STATUSES = ("ACTIVE", "ACKNOWLEDGED")
+RESOLVED = "RESOLVED"
+#: Every status of an alert row (the application's ``status`` column).
+ALERT_STATUSES = (*OPEN_STATUSES, RESOLVED)
 SUMMARY = "summary"
 
 SEVERITY_BY_KIND = {

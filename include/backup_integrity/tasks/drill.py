@@ -89,7 +89,7 @@ def choose_backups(raw_variable: str | None, params: dict[str, Any], window_end:
     options = resolve_drill_options(drill, params)
     conn = connect_catalog(settings)
     try:
-        upgrade_schema(conn)  # revision 0002_restore_drills creates the drill history
+        upgrade_schema(conn, settings.alerts_table)  # 0002_restore_drills creates the drill history
         plan["catalog_identity"] = list(drill_store.server_identity(conn))
         skipped: list[str] = []
         if options.backup_ids:

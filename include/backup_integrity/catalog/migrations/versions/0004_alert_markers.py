@@ -1,7 +1,7 @@
 """Alert markers: the alert rows earlier releases wrote are marked as the package's.
 
 Revision ID: 0004_alert_markers
-Revises: 0001_baseline
+Revises: 0003_store_deadlines
 
 From this revision on, every alert row the package writes carries ``details.source``
 and ``details.producer``, and no DAG changes a row without them. Rows that earlier
@@ -9,9 +9,6 @@ releases wrote (those the package's own tables refer to by id) get the markers h
 so their alerts keep being updated and resolved; any other row of the alert table is
 the application's and is not touched. The alert table's name is the Variable's
 ``alerts_table``, handed over by ``schema.upgrade_schema``.
-
-Chained to the baseline until the bounded waits' ``0003_store_deadlines`` is merged:
-then ``down_revision`` becomes that one (one chain, one head).
 """
 
 from __future__ import annotations

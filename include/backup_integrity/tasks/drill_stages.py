@@ -296,15 +296,14 @@ def restore_pg_dump(
 ) -> str:
     """Restore into a fresh scratch database, run the checks, drop it whatever happened."""
     with open(dump, "rb") as handle:
-        head = handle.read(formats.HEAD_BYTES)
+        archive = formats.pg_dump_archive_format(handle)
         handle.seek(max(os.path.getsize(dump) - formats.TAIL_BYTES, 0))
         tail = handle.read()
-    archive = formats.pg_dump_archive_format(head)
     progress.details["archive_format"] = archive
     if archive == formats.FOREIGN_TAR:
         raise rejected(
             RESTORE,
-            "a tar archive that is not pg_dump's tar format (its first member is not toc.dat); "
+            f"a tar archive that is not pg_dump's tar format (no member is {formats.PG_DUMP_TOC}); "
             "a directory-format dump is not a single file and is not supported",
         )
     if archive == formats.PLAIN_SQL and not formats.plain_dump_is_complete(tail):

@@ -500,3 +500,40 @@ def test_only_copies_that_passed_are_fetched_and_one_grown_past_max_bytes_is_pas
     assert "local: last check None" in row["message"]
     kinds = {(a["backup_id"], a["details"]["kind"]) for a in drill_alerts(stores)}
     assert kinds == {(grown_everywhere.id, "restore_error"), (never_checked.id, "restore_error")}
+
+
+def test_without_the_restore_target_tar_drills_run_and_pg_dump_drills_end_error(
+    stores, configure, postgres, dumps, monkeypatch, webhook
+):
+    full = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
+    config = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"a.conf": b"a = 1\n"})))
+    verify_all()
+    monkeypatch.delenv("AIRFLOW_CONN_BACKUP_RESTORE_TARGET")
+
+    run = run_drill_dag({"backup_ids": [full.id, config.id]})
+
+    assert run.state == "failed", run
+    states = run.task_states()
+    assert states["choose_backups"] == "success", "a missing target does not stop the run"
+    assert [states[f"drill[{i}]"] for i in (0, 1)] == ["success", "success"]
+    assert states["record_drills"] == "success"
+    assert states["check_outcome"] == "failed", "an errored drill fails the run, at the outcome check"
+    assert counts(run) == {
+        "backups_drilled": 2,
+        "restored_successfully": 1,
+        "restore_failures": 0,
+        "restore_errors": 1,
+    }
+    rows = {r["backup_id"]: r for r in drill_rows(stores, run.run_id)}
+    assert set(rows) == {full.id, config.id}, "record_drills recorded both"
+    assert (rows[config.id]["status"], rows[config.id]["stage"]) == ("passed", "check")
+    assert (rows[full.id]["status"], rows[full.id]["stage"]) == ("error", "restore")
+    assert "'backup_restore_target'" in rows[full.id]["message"]
+    assert "is not defined" in rows[full.id]["message"]
+    (alert,) = drill_alerts(stores)
+    assert (alert["backup_id"], alert["details"]["kind"], alert["details"]["stage"]) == (
+        full.id,
+        "restore_error",
+        "restore",
+    )
+    assert scratch_databases(postgres) == []

@@ -537,3 +537,36 @@ def test_without_the_restore_target_tar_drills_run_and_pg_dump_drills_end_error(
         "restore",
     )
     assert scratch_databases(postgres) == []
+
+
+def test_runs_that_drill_nothing_start_the_overdue_clock(stores, configure, webhook):
+    configure(
+        formats={"TENANT_BACKUP": "none", "CONFIGURATION": "none", "WAL_ARCHIVE": "none"}, max_age_days=8
+    )
+    # No copy has passed an integrity check, so the backup is never chosen and never drilled.
+    seed(stores, "FULL_DATABASE", encrypted(b"never verified"))
+    start = datetime.now(UTC) + 24 * HOUR
+
+    first = run_drill_dag(logical_date=start)
+
+    assert first.state == "success", first
+    assert (first.statistics["backups_drilled"], first.statistics["overdue_types"]) == (0, [])
+    later = run_drill_dag(logical_date=start + timedelta(days=5))
+    assert later.statistics["overdue_types"] == []
+
+    overdue = run_drill_dag(logical_date=start + timedelta(days=9))
+
+    assert overdue.statistics["overdue_types"] == ["FULL_DATABASE"]
+    assert drill_rows(stores) == [], "nothing was ever drilled"
+    runs = query(
+        stores, "SELECT run_id, window_end, statistics FROM backup_integrity_restore_run ORDER BY window_end"
+    )
+    assert [r["run_id"] for r in runs] == [first.run_id, later.run_id, overdue.run_id]
+    assert runs[-1]["statistics"]["overdue_types"] == ["FULL_DATABASE"]
+    assert runs[0]["window_end"] == datetime.fromisoformat(first.statistics["window_end"])
+    (alert,) = drill_alerts(stores)
+    assert (alert["details"]["kind"], alert["details"]["backup_type"], alert["status"]) == (
+        "restore_overdue",
+        "FULL_DATABASE",
+        "ACTIVE",
+    )

@@ -14,7 +14,8 @@ a lost key or a tar whose writer crashed passes every integrity check.
    decompress gzip, then restore a `pg_dump` into a scratch `restore_drill_…` database
    on `backup_restore_target` and run the checks (dropped afterwards), read a `tar`
    to its end, or check a `wal` segment's long page header.
-3. `record_drills` keeps each drill in `backup_integrity_restore`, merges
+3. `record_drills` keeps the run in `backup_integrity_restore_run` and each
+   drill in `backup_integrity_restore`, merges
    `metadata.last_restore_test`, opens or resolves the `restore_failed`,
    `restore_error` and `restore_overdue` alerts, notifies through `backup_notify`
    and returns the statistics.

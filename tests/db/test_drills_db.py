@@ -34,6 +34,7 @@ SETTINGS = Settings()
 ALERTS = "backups_backupalert"
 NOW = datetime.now(UTC).replace(microsecond=0)
 MIGRATION = REPO / "include/backup_integrity/catalog/migrations/versions/0002_restore_drills.py"
+RUNS_MIGRATION = REPO / "include/backup_integrity/catalog/migrations/versions/0010_restore_runs.py"
 
 
 @pytest.fixture
@@ -114,6 +115,45 @@ def test_the_revision_follows_the_baseline_and_its_ddl_may_run_again(stores, cat
         "stage",
         "source_backend",
         "message",
+    ]
+
+
+def test_the_runs_revision_follows_the_console_indexes_and_creates_the_table_the_module_describes(
+    stores, drills_catalog
+):
+    spec = importlib.util.spec_from_file_location("revision_0010", RUNS_MIGRATION)
+    revision = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(revision)
+
+    assert (revision.revision, revision.down_revision) == ("0010_restore_runs", "0009_console_indexes")
+    assert revision.RESTORE_RUN_TABLE_DDL == drill_store.RESTORE_RUN_TABLE_DDL
+    columns = query(
+        stores,
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_name = 'backup_integrity_restore_run' ORDER BY ordinal_position",
+    )
+    assert [(c["column_name"], c["data_type"], c["is_nullable"]) for c in columns] == [
+        ("run_id", "text", "NO"),
+        ("window_end", "timestamp with time zone", "NO"),
+        ("recorded_at", "timestamp with time zone", "NO"),
+        ("statistics", "jsonb", "YES"),
+    ]
+
+
+def test_a_drill_run_is_kept_once_and_a_cleared_run_rewrites_its_row(stores, drills_catalog):
+    with transaction(drills_catalog) as cur:
+        drill_store.record_drill_run(cur, "run-1", NOW - timedelta(days=1))
+        drill_store.record_drill_run(cur, "run-1", NOW - timedelta(days=1), {"backups_drilled": 0})
+    with transaction(drills_catalog) as cur:  # the run, cleared and run again
+        drill_store.record_drill_run(cur, "run-1", NOW, {"backups_drilled": 2})
+        drill_store.record_drill_run(cur, "run-2", NOW + timedelta(days=1))
+
+    rows = query(
+        stores, "SELECT run_id, window_end, statistics FROM backup_integrity_restore_run ORDER BY run_id"
+    )
+    assert rows == [
+        {"run_id": "run-1", "window_end": NOW, "statistics": {"backups_drilled": 2}},
+        {"run_id": "run-2", "window_end": NOW + timedelta(days=1), "statistics": None},
     ]
 
 
@@ -216,6 +256,67 @@ def test_overdue_inputs_count_the_window_and_the_runs_clock(stores, drills_catal
         "FULL_DATABASE",
         backups_in_window=2,
         last_passed_at=last_passed["FULL_DATABASE"],
+        first_drill_at=first,
+        as_of=NOW,
+        max_age_days=8,
+    )
+    assert verdict.overdue
+
+
+def test_the_overdue_clock_starts_at_the_first_drill_run_even_one_that_drilled_nothing(
+    stores, drills_catalog
+):
+    seed_backup(stores, created_at=NOW - timedelta(hours=5))  # never drilled: no copy passed
+    types = ["FULL_DATABASE"]
+    with transaction(drills_catalog) as cur:
+        assert drill_store.overdue_inputs(cur, SETTINGS, types, NOW - timedelta(days=30), NOW)[2] is None
+        drill_store.record_drill_run(cur, "run-1", NOW - timedelta(days=9))
+        drill_store.record_drill_run(cur, "run-2", NOW - timedelta(days=1))
+        in_window, last_passed, first = drill_store.overdue_inputs(
+            cur, SETTINGS, types, NOW - timedelta(days=30), NOW
+        )
+
+    assert (in_window, last_passed, first) == ({"FULL_DATABASE": 1}, {}, NOW - timedelta(days=9))
+    assert judge_overdue(
+        "FULL_DATABASE",
+        backups_in_window=1,
+        last_passed_at=None,
+        first_drill_at=first,
+        as_of=NOW,
+        max_age_days=8,
+    ).overdue
+
+
+def test_drills_recorded_before_the_runs_table_still_date_the_first_run(stores, drills_catalog):
+    full = seed_backup(stores, created_at=NOW - timedelta(hours=5))
+    record(drills_catalog, "run-old", NOW - timedelta(days=20), [outcome(full, "failed", "restore")])
+    with transaction(drills_catalog) as cur:
+        drill_store.record_drill_run(cur, "run-new", NOW - timedelta(days=2))
+        first = drill_store.overdue_inputs(cur, SETTINGS, ["FULL_DATABASE"], NOW - timedelta(days=30), NOW)[2]
+
+    assert first == NOW - timedelta(days=20), "the earlier of the runs and the drills"
+
+
+def test_a_recent_pass_of_a_backup_outside_the_window_does_not_keep_the_type_from_being_overdue(
+    stores, drills_catalog
+):
+    old = seed_backup(stores, created_at=NOW - timedelta(days=45))  # drilled through backup_ids
+    in_window = seed_backup(stores, created_at=NOW - timedelta(days=3))
+    other_type = seed_backup(stores, backup_type="TENANT_BACKUP", created_at=NOW - timedelta(days=3))
+    record(drills_catalog, "run-1", NOW - timedelta(days=20), [outcome(in_window, "failed", "restore")])
+    record(drills_catalog, "run-2", NOW - timedelta(days=1), [outcome(old), outcome(other_type)])
+
+    with transaction(drills_catalog) as cur:
+        counted, last_passed, first = drill_store.overdue_inputs(
+            cur, SETTINGS, ["FULL_DATABASE", "TENANT_BACKUP"], NOW - timedelta(days=30), NOW
+        )
+
+    assert counted == {"FULL_DATABASE": 1, "TENANT_BACKUP": 1}
+    assert last_passed == {"TENANT_BACKUP": NOW - timedelta(days=1)}, "the old backup's pass is not counted"
+    verdict = judge_overdue(
+        "FULL_DATABASE",
+        backups_in_window=counted["FULL_DATABASE"],
+        last_passed_at=last_passed.get("FULL_DATABASE"),
         first_drill_at=first,
         as_of=NOW,
         max_age_days=8,

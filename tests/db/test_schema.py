@@ -29,6 +29,7 @@ from include.backup_integrity.dashboard.page import HERE as DASHBOARD_DIR
 from tests.support.catalog_schema import (
     ALERT_INDEX_DDL,
     DRILL_TABLE_DDL,
+    RESTORE_RUN_TABLE_DDL,
     advisory_waiters,
     clear_ddl_log,
     ddl_log,
@@ -41,7 +42,7 @@ from tests.support.catalog_schema import (
 )
 from tests.support.connections import set_catalog_connection, set_variable
 
-HEAD = "0009_console_indexes"
+HEAD = "0010_restore_runs"
 VERIFIER_TABLES = [
     "backup_integrity_alert_occurrence",
     "backup_integrity_chunk_failure",
@@ -49,6 +50,7 @@ VERIFIER_TABLES = [
     "backup_integrity_object",
     "backup_integrity_repair",
     "backup_integrity_restore",
+    "backup_integrity_restore_run",
     "backup_integrity_result",
     "backup_integrity_run",
     "backup_integrity_store_capability",
@@ -72,7 +74,7 @@ def db(stores):
 def previous_release_schema(conn):
     """The verifier's tables as the previous release's first run left them, with a row in each."""
     conn.execute(read_shipped_sql("integrity_tables.sql"))
-    conn.execute("DROP TABLE backup_integrity_restore")  # that release had no restore drills
+    conn.execute("DROP TABLE backup_integrity_restore, backup_integrity_restore_run")  # no drills then
     conn.execute(
         "INSERT INTO backup_integrity_run (run_id, dag_id, mode, statistics) "
         "VALUES ('run-1', 'verify_storage_integrity', 'quick', '{\"total_backups_checked\": 1}')"
@@ -165,8 +167,9 @@ def test_a_complete_schema_of_the_previous_release_is_stamped_without_ddl(db):
         ("CREATE INDEX", f"public.{VERSION_TABLE}_pkc"),
         *DRILL_TABLE_DDL,
         *ALERT_INDEX_DDL,
-    ], "the release's tables are only stamped; revision 0002 adds the drill history, 0009 indexes"
-    assert snapshot(db) == {**before, "backup_integrity_restore": []}
+        *RESTORE_RUN_TABLE_DDL,
+    ], "the release's tables are only stamped; revision 0002 adds the drill history, 0009 indexes, 0010 runs"
+    assert snapshot(db) == {**before, "backup_integrity_restore": [], "backup_integrity_restore_run": []}
 
 
 def test_a_partial_schema_gets_only_its_missing_parts_then_is_stamped(db, postgres):
@@ -195,6 +198,7 @@ def test_a_partial_schema_gets_only_its_missing_parts_then_is_stamped(db, postgr
             *DRILL_TABLE_DDL,  # revision 0002
             ("CREATE INDEX", "public.backup_integrity_repair_recorded_idx"),  # revision 0006, on it
             *ALERT_INDEX_DDL,  # revision 0009
+            *RESTORE_RUN_TABLE_DDL,  # revision 0010
         ]
     )
     fresh = psycopg.connect(postgres.create_database(f"fresh_{uuid.uuid4().hex[:8]}"))

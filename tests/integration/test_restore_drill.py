@@ -14,7 +14,7 @@ import pytest
 
 from devtools import drill_samples as samples
 from devtools.runs import DagRunOutcome
-from devtools.seed import corrupt_same_size, delete, restore, seed_backup
+from devtools.seed import corrupt_same_size, delete, restore, seed_backup, write_local
 from devtools.services import free_port
 from tests.support.catalog import query
 from tests.support.connections import set_connection, set_variable
@@ -77,7 +77,10 @@ def seed(stores, backup_type: str, content: bytes, hours_ago: float = 2):
 
 
 def verify_all() -> None:
-    """An hourly verifier run: every copy seeded so far gets a passed integrity check."""
+    """An hourly verifier run: every copy seeded so far gets a passed integrity check.
+
+    A drill fetches only copies whose last check passed, so every backup drilled is verified first.
+    """
     outcome = DagRunOutcome(load_dag().test(logical_date=datetime.now(UTC) + HOUR))
     assert outcome.state == "success", outcome
 
@@ -250,6 +253,7 @@ def test_a_pass_resolves_failed_and_error_alerts_and_a_failure_resolves_an_error
     error_then_passes = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"a.conf": b"a = 1\n"})))
     error_then_fails = seed(stores, "TENANT_BACKUP", encrypted(dumps["plain"]))
     ids = [failed_then_passes.id, error_then_passes.id, error_then_fails.id]
+    verify_all()  # then the copies rot: no copy matches the catalog
     set_connection(monkeypatch, "backup_decrypt", {"conn_type": "generic", "password": "the old passphrase"})
     for backup in (error_then_passes, error_then_fails):
         delete(stores, backup, "local")
@@ -289,6 +293,7 @@ def test_the_drill_refuses_the_catalogs_own_database_whatever_the_host_name(
     stores, configure, postgres, dumps, monkeypatch
 ):
     backup = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
+    verify_all()
     # The catalog connection says 127.0.0.1; the target says localhost: the same server and database.
     monkeypatch.setenv(
         "AIRFLOW_CONN_BACKUP_RESTORE_TARGET", target_connection(postgres, stores.dbname, host="localhost")
@@ -321,6 +326,7 @@ def test_a_type_without_a_passed_drill_for_max_age_days_is_overdue_until_one_pas
         formats={"TENANT_BACKUP": "none", "CONFIGURATION": "none", "WAL_ARCHIVE": "none"}, max_age_days=8
     )
     broken = seed(stores, "FULL_DATABASE", encrypted(samples.cut_short(dumps["custom"])))
+    verify_all()
     start = datetime.now(UTC) + 24 * HOUR
 
     first = run_drill_dag({"backup_ids": [broken.id]}, logical_date=start)
@@ -340,6 +346,7 @@ def test_a_type_without_a_passed_drill_for_max_age_days_is_overdue_until_one_pas
     assert any("Restore drills overdue: FULL_DATABASE" in m["title"] for m in webhook.messages)
 
     healthy = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]), hours_ago=1)
+    verify_all()
     passed = run_drill_dag({"backup_ids": [healthy.id]}, logical_date=start + timedelta(days=10))
 
     assert passed.state == "success"
@@ -358,6 +365,7 @@ def test_the_decrypt_command_sees_only_a_minimal_environment_and_the_masked_pass
     configure(decrypt_command=["sh", "-c", "env >&2; exit 3"])
     monkeypatch.setenv("AIRFLOW_CONN_SOME_SECRET_DB", "postgres://user:hunter2@db/x")
     backup = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
+    verify_all()
 
     run = run_drill_dag({"backup_ids": [backup.id]})
 
@@ -386,6 +394,7 @@ def test_without_the_restore_drill_key_runs_succeed_doing_nothing(stores, airflo
 def test_environment_failures_end_as_errors_not_failures(stores, configure, postgres, dumps, monkeypatch):
     big = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
     small = seed(stores, "FULL_DATABASE", b"tiny")
+    verify_all()
     configure(decrypt_command=["no-such-decrypter", "--stdin"], max_bytes=100)
 
     run = run_drill_dag({"backup_ids": [big.id, small.id]})
@@ -433,6 +442,7 @@ def test_a_drill_past_its_timeout_is_an_error_and_its_processes_are_killed(store
     marker = f"{uuid.uuid4().int % 100000 + 600000}"
     configure(decrypt_command=["sh", "-c", f"sleep {marker} & sleep {marker}"], timeout_minutes=0.05)
     backup = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
+    verify_all()
 
     run = run_drill_dag({"backup_ids": [backup.id]})
 
@@ -445,9 +455,118 @@ def test_a_drill_past_its_timeout_is_an_error_and_its_processes_are_killed(store
 
 def test_a_run_without_a_pg_dump_drill_still_drops_a_crashed_drills_database(stores, configure, postgres):
     config = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"a.conf": b"a = 1\n"})))
+    verify_all()
     create_leftover(postgres, "restore_drill_deadbeef", datetime.now(UTC) - 3 * HOUR)
 
     run = run_drill_dag({"backup_ids": [config.id]})
 
     assert run.state == "success", run
     assert scratch_databases(postgres) == []
+
+
+def test_only_copies_that_passed_are_fetched_and_one_grown_past_max_bytes_is_passed_over(
+    stores, configure, postgres
+):
+    grown_locally = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"a.conf": b"a = 1\n"})))
+    grown_everywhere = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"b.conf": b"b = 2\n"})))
+    verify_all()
+    never_checked = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"c.conf": b"c = 3\n"})))
+    max_bytes = max(len(b.content) for b in (grown_locally, grown_everywhere, never_checked)) + 100
+    configure(max_bytes=max_bytes)
+    # After the last check the copies grow past max_bytes (the catalog's size is still under it).
+    write_local(stores, grown_locally.paths["local"], grown_locally.content + os.urandom(256 * 1024))
+    for backend in ("local", "r2", "b2"):
+        body = grown_everywhere.content + os.urandom(256 * 1024)
+        if backend == "local":
+            write_local(stores, grown_everywhere.paths[backend], body)
+        else:
+            client, bucket = stores.s3(backend)
+            client.put_object(Bucket=bucket, Key=grown_everywhere.paths[backend], Body=body)
+    ids = [grown_locally.id, grown_everywhere.id, never_checked.id]
+
+    run = run_drill_dag({"backup_ids": ids})
+
+    assert run.state == "failed", run
+    rows = {r["backup_id"]: r for r in drill_rows(stores, run.run_id)}
+    assert (rows[grown_locally.id]["status"], rows[grown_locally.id]["source_backend"]) == ("passed", "r2")
+    row = rows[grown_everywhere.id]
+    assert (row["status"], row["stage"], row["source_backend"]) == ("error", "fetch", None)
+    assert "no copy matches the catalog" in row["message"]
+    for backend in ("local", "r2", "b2"):
+        assert f"the copy on {backend} is larger than max_bytes ({max_bytes})" in row["message"]
+    row = rows[never_checked.id]
+    assert (row["status"], row["stage"]) == ("error", "fetch"), "its copies were never checked"
+    assert "no copy matching the catalog: none whose last integrity check passed" in row["message"]
+    assert "local: last check None" in row["message"]
+    kinds = {(a["backup_id"], a["details"]["kind"]) for a in drill_alerts(stores)}
+    assert kinds == {(grown_everywhere.id, "restore_error"), (never_checked.id, "restore_error")}
+
+
+def test_without_the_restore_target_tar_drills_run_and_pg_dump_drills_end_error(
+    stores, configure, postgres, dumps, monkeypatch, webhook
+):
+    full = seed(stores, "FULL_DATABASE", encrypted(dumps["custom"]))
+    config = seed(stores, "CONFIGURATION", encrypted(samples.tar_gz({"a.conf": b"a = 1\n"})))
+    verify_all()
+    monkeypatch.delenv("AIRFLOW_CONN_BACKUP_RESTORE_TARGET")
+
+    run = run_drill_dag({"backup_ids": [full.id, config.id]})
+
+    assert run.state == "failed", run
+    states = run.task_states()
+    assert states["choose_backups"] == "success", "a missing target does not stop the run"
+    assert [states[f"drill[{i}]"] for i in (0, 1)] == ["success", "success"]
+    assert states["record_drills"] == "success"
+    assert states["check_outcome"] == "failed", "an errored drill fails the run, at the outcome check"
+    assert counts(run) == {
+        "backups_drilled": 2,
+        "restored_successfully": 1,
+        "restore_failures": 0,
+        "restore_errors": 1,
+    }
+    rows = {r["backup_id"]: r for r in drill_rows(stores, run.run_id)}
+    assert set(rows) == {full.id, config.id}, "record_drills recorded both"
+    assert (rows[config.id]["status"], rows[config.id]["stage"]) == ("passed", "check")
+    assert (rows[full.id]["status"], rows[full.id]["stage"]) == ("error", "restore")
+    assert "'backup_restore_target'" in rows[full.id]["message"]
+    assert "is not defined" in rows[full.id]["message"]
+    (alert,) = drill_alerts(stores)
+    assert (alert["backup_id"], alert["details"]["kind"], alert["details"]["stage"]) == (
+        full.id,
+        "restore_error",
+        "restore",
+    )
+    assert scratch_databases(postgres) == []
+
+
+def test_runs_that_drill_nothing_start_the_overdue_clock(stores, configure, webhook):
+    configure(
+        formats={"TENANT_BACKUP": "none", "CONFIGURATION": "none", "WAL_ARCHIVE": "none"}, max_age_days=8
+    )
+    # No copy has passed an integrity check, so the backup is never chosen and never drilled.
+    seed(stores, "FULL_DATABASE", encrypted(b"never verified"))
+    start = datetime.now(UTC) + 24 * HOUR
+
+    first = run_drill_dag(logical_date=start)
+
+    assert first.state == "success", first
+    assert (first.statistics["backups_drilled"], first.statistics["overdue_types"]) == (0, [])
+    later = run_drill_dag(logical_date=start + timedelta(days=5))
+    assert later.statistics["overdue_types"] == []
+
+    overdue = run_drill_dag(logical_date=start + timedelta(days=9))
+
+    assert overdue.statistics["overdue_types"] == ["FULL_DATABASE"]
+    assert drill_rows(stores) == [], "nothing was ever drilled"
+    runs = query(
+        stores, "SELECT run_id, window_end, statistics FROM backup_integrity_restore_run ORDER BY window_end"
+    )
+    assert [r["run_id"] for r in runs] == [first.run_id, later.run_id, overdue.run_id]
+    assert runs[-1]["statistics"]["overdue_types"] == ["FULL_DATABASE"]
+    assert runs[0]["window_end"] == datetime.fromisoformat(first.statistics["window_end"])
+    (alert,) = drill_alerts(stores)
+    assert (alert["details"]["kind"], alert["details"]["backup_type"], alert["status"]) == (
+        "restore_overdue",
+        "FULL_DATABASE",
+        "ACTIVE",
+    )

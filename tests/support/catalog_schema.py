@@ -36,6 +36,11 @@ DRILL_TABLE_DDL = [
     ("CREATE INDEX", "public.backup_integrity_restore_backup_idx"),
     ("CREATE INDEX", "public.backup_integrity_restore_type_idx"),
 ]
+#: The DDL revision 0010_restore_runs runs on a catalog without it (every drill run, the overdue clock).
+RESTORE_RUN_TABLE_DDL = [
+    ("CREATE TABLE", "public.backup_integrity_restore_run"),
+    ("CREATE INDEX", "public.backup_integrity_restore_run_pkey"),
+]
 #: The indexes revision 0009_console_indexes adds to the alert table (the application's) it finds.
 ALERT_INDEX_DDL = [
     ("CREATE INDEX", "public.backup_integrity_alert_backup_idx"),
@@ -58,7 +63,7 @@ BOUNDED_GROWTH_DDL = [
 #: version table, then the drill history (0002), the shared store deadline's table (0003), the
 #: outbox's expiry column (0005), the chunks' hand-over of failures and the pruning's indexes
 #: (0006), the learned store capabilities (0007), the objects' two retention columns (0008), the
-#: outbox's digest column and the alert table's indexes (0009).
+#: outbox's digest column and the alert table's indexes (0009), the drill runs (0010).
 PREVIOUS_RELEASE_UPGRADE_DDL = [
     ("CREATE TABLE", "public.backup_integrity_alembic_version"),
     ("CREATE INDEX", "public.backup_integrity_alembic_version_pkc"),
@@ -73,6 +78,7 @@ PREVIOUS_RELEASE_UPGRADE_DDL = [
     ("ALTER TABLE", "public.backup_integrity_object"),
     ("ALTER TABLE", "public.backup_integrity_notification"),
     *ALERT_INDEX_DDL,
+    *RESTORE_RUN_TABLE_DDL,
 ]
 
 #: The tables that upgrade creates, empty.
@@ -81,6 +87,7 @@ PREVIOUS_RELEASE_NEW_TABLES = {
     "backup_integrity_restore": [],
     "backup_integrity_chunk_failure": [],
     "backup_integrity_store_capability": [],
+    "backup_integrity_restore_run": [],
 }
 
 

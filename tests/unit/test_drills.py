@@ -71,7 +71,7 @@ def test_per_type_backups_of_each_type():
     assert choose([], per_type=1) == []
 
 
-def test_copies_whose_last_check_passed_first_in_store_order_then_unchecked_never_failed_ones():
+def test_only_copies_whose_last_check_passed_are_fetched_in_the_stores_order():
     copies = [
         DrillCopy(backend="b2", path="p", last_check="passed"),
         DrillCopy(backend="local", path="p", last_check="size_mismatch"),
@@ -81,10 +81,24 @@ def test_copies_whose_last_check_passed_first_in_store_order_then_unchecked_neve
 
     ordered = copy_order(copies, ("local", "r2", "b2"))
 
-    assert [(c["backend"], c["path"]) for c in ordered] == [("r2", "q"), ("b2", "p"), ("r2", "p")]
+    assert [(c["backend"], c["path"]) for c in ordered] == [("r2", "q"), ("b2", "p")]
     assert copy_order([DrillCopy(backend="local", path="p", last_check="missing")], ("local",)) == []
+    assert copy_order([DrillCopy(backend="r2", path="p", last_check=None)], ("r2",)) == [], "never checked"
     backend_error = DrillCopy(backend="b2", path="p", last_check="backend_error")
-    assert copy_order([backend_error], ("b2",)) == [backend_error], "the store was not asked: unchecked"
+    assert copy_order([backend_error], ("b2",)) == [], "the store could not be asked: not known to pass"
+
+
+def test_the_operators_store_order_is_kept_even_when_local_is_not_first():
+    copies = [
+        DrillCopy(backend="local", path="p", last_check="passed"),
+        DrillCopy(backend="b2", path="p", last_check="passed"),
+        DrillCopy(backend="r2", path="p", last_check="passed"),
+        DrillCopy(backend="archive", path="p", last_check="passed"),
+    ]
+
+    ordered = copy_order(copies, ("b2", "local", "r2"))
+
+    assert [c["backend"] for c in ordered] == ["b2", "local", "r2", "archive"], "unknown stores last"
 
 
 # ----------------------------------------------------------------------------- scratch databases

@@ -14,13 +14,25 @@ from include.backup_integrity.domain import restore_formats as formats
 SEGMENT = 16 * 1024 * 1024
 
 
-def ustar(first_member: str) -> bytes:
+def ustar(*members: str, size: int = 3) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-        info = tarfile.TarInfo(first_member)
-        info.size = 3
-        archive.addfile(info, io.BytesIO(b"abc"))
+        for name in members:
+            info = tarfile.TarInfo(name)
+            info.size = size
+            archive.addfile(info, io.BytesIO(b"x" * size))
     return buffer.getvalue()
+
+
+class CountingReader(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
 
 
 def wal_page(magic: int = 0xD110, info: int = 0x0002, seg_size: int = SEGMENT) -> bytes:
@@ -45,8 +57,30 @@ def test_gzip_is_known_by_its_magic_number():
         (b"", formats.PLAIN_SQL),
     ],
 )
-def test_pg_dump_archive_format_from_the_first_bytes(head, expected):
-    assert formats.pg_dump_archive_format(head[: formats.HEAD_BYTES]) == expected
+def test_pg_dump_archive_format_from_the_bytes(head, expected):
+    assert formats.pg_dump_archive_format(io.BytesIO(head)) == expected
+
+
+def test_a_tar_holding_toc_dat_after_other_members_is_pg_dumps_tar_format():
+    assert formats.pg_dump_archive_format(io.BytesIO(ustar("3001.dat", "toc.dat"))) == formats.TAR_ARCHIVE
+    assert formats.pg_dump_archive_format(io.BytesIO(ustar("3001.dat", "restore.sql"))) == (
+        formats.FOREIGN_TAR
+    )
+    assert formats.pg_dump_archive_format(io.BytesIO(ustar("a/toc.dat"))) == formats.FOREIGN_TAR
+
+
+def test_the_members_are_found_by_their_headers_without_reading_their_data():
+    archive = CountingReader(ustar("big.dat", "toc.dat", size=4 * 1024 * 1024))
+
+    assert formats.pg_dump_archive_format(archive) == formats.TAR_ARCHIVE
+    assert archive.bytes_read < 64 * 1024, "a member's data was read, not skipped"
+
+
+def test_a_damaged_tar_holds_only_what_comes_before_the_damage():
+    whole = ustar("3001.dat", "toc.dat")
+    cut = whole[: 512 + 512 + 100]  # the first member and part of the second header
+    assert formats.pg_dump_archive_format(io.BytesIO(cut)) == formats.FOREIGN_TAR
+    assert formats.pg_dump_archive_format(io.BytesIO(ustar("toc.dat")[:700])) == formats.TAR_ARCHIVE
 
 
 @pytest.mark.parametrize(

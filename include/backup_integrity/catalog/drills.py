@@ -1,6 +1,7 @@
 """The restore drills in the catalog: candidates, the drill history, metadata, alerts, the overview.
 
-Every drill is kept in ``backup_integrity_restore``; each drilled backup gets
+Every drill is kept in ``backup_integrity_restore`` and every configured drill run in
+``backup_integrity_restore_run``; each drilled backup gets
 ``metadata.last_restore_test`` merged into its metadata like ``last_integrity_check``;
 the ``restore_*`` alerts live in the catalog's alert table with the verifier's
 lifecycle, written through the alert store's functions and notified through its
@@ -74,6 +75,21 @@ CREATE INDEX IF NOT EXISTS backup_integrity_restore_backup_idx
     ON backup_integrity_restore (backup_id, finished_at DESC);
 CREATE INDEX IF NOT EXISTS backup_integrity_restore_type_idx
     ON backup_integrity_restore (backup_type, status, window_end DESC);
+"""
+
+
+RESTORE_RUN_TABLE = "backup_integrity_restore_run"
+
+#: One row per configured drill run, whether it drilled anything or not: the earliest
+#: ``window_end`` starts the clock ``restore_overdue`` counts in. Created by the Alembic
+#: revision ``0010_restore_runs`` (which keeps an equal copy; a test checks).
+RESTORE_RUN_TABLE_DDL = """
+CREATE TABLE IF NOT EXISTS backup_integrity_restore_run (
+    run_id text PRIMARY KEY,
+    window_end timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    statistics jsonb NULL
+)
 """
 
 
@@ -174,6 +190,18 @@ def record_drills(cur: Any, run_id: str, window_end: datetime, outcomes: Iterabl
         )
 
 
+def record_drill_run(
+    cur: Any, run_id: str, window_end: datetime, statistics: dict[str, Any] | None = None
+) -> None:
+    """Keep the drill run, once per run: a cleared or retried run rewrites its row."""
+    cur.execute(
+        f"INSERT INTO {RESTORE_RUN_TABLE} (run_id, window_end, statistics) VALUES (%s, %s, %s::jsonb) "
+        "ON CONFLICT (run_id) DO UPDATE SET window_end = EXCLUDED.window_end, "
+        "statistics = EXCLUDED.statistics, recorded_at = now()",
+        [run_id, window_end, None if statistics is None else json.dumps(statistics)],
+    )
+
+
 def last_restore_test(outcome: DrillOutcome, run_id: str) -> dict[str, Any]:
     """``metadata.last_restore_test`` of a drilled backup."""
     return {
@@ -236,25 +264,39 @@ def update_restore_metadata(
 def overdue_inputs(
     cur: Any, settings: Settings, backup_types: list[str], start: datetime, end: datetime
 ) -> tuple[dict[str, int], dict[str, datetime], datetime | None]:
-    """Per type: COMPLETED backups in the window, and the run time of its latest passed drill; and
-    the run time of the first drill recorded at all."""
+    """Per type: COMPLETED backups created in ``[start, end)``, and the run time of the latest
+    passed drill of one of them; and the window end of the first drill run recorded at all.
+
+    A pass of a backup outside the window (an old one drilled through ``backup_ids``)
+    says nothing of the window's backups. The first run is the earliest of the drill
+    runs (``backup_integrity_restore_run``, every configured run, even one that drilled
+    nothing) and of the drills themselves (recorded before that table existed).
+    """
     if not backup_types:
         return {}, {}, None
+    backups = table(settings.backups_table)
+    in_the_window = sql.SQL(
+        "b.status = 'COMPLETED' AND b.backup_type = ANY(%s) AND b.created_at >= %s AND b.created_at < %s"
+    )
     cur.execute(
-        sql.SQL(
-            "SELECT backup_type, count(*) FROM {t} WHERE status = 'COMPLETED' AND backup_type = ANY(%s) "
-            "AND created_at >= %s AND created_at < %s GROUP BY backup_type"
-        ).format(t=table(settings.backups_table)),
+        sql.SQL("SELECT b.backup_type, count(*) FROM {t} AS b WHERE {w} GROUP BY b.backup_type").format(
+            t=backups, w=in_the_window
+        ),
         [backup_types, start, end],
     )
     in_window = {row[0]: int(row[1]) for row in cur.fetchall()}
     cur.execute(
-        f"SELECT backup_type, max(window_end) FROM {RESTORE_TABLE} WHERE status = %s "
-        "AND backup_type = ANY(%s) GROUP BY backup_type",
-        [PASSED, backup_types],
+        sql.SQL(
+            "SELECT b.backup_type, max(r.window_end) FROM {r} AS r JOIN {t} AS b ON b.id = r.backup_id "
+            "WHERE r.status = %s AND {w} GROUP BY b.backup_type"
+        ).format(r=sql.Identifier(RESTORE_TABLE), t=backups, w=in_the_window),
+        [PASSED, backup_types, start, end],
     )
     last_passed = {row[0]: row[1] for row in cur.fetchall()}
-    cur.execute(f"SELECT min(window_end) FROM {RESTORE_TABLE}")
+    cur.execute(
+        f"SELECT least((SELECT min(window_end) FROM {RESTORE_RUN_TABLE}), "
+        f"(SELECT min(window_end) FROM {RESTORE_TABLE}))"
+    )
     first = cur.fetchone()[0]
     return in_window, last_passed, first
 

@@ -5,8 +5,10 @@ lock is held for long and the application's writes are never queued behind a
 large delete), and stops when its time budget is spent: what is left waits for
 the next run. Never pruned: open alerts (the application's table is not
 touched), per-object state, the newest result of each copy (it describes the
-copy's current state), undelivered notices still being retried, and anything
-in the stores (kept bad copies included).
+copy's current state), undelivered notices still being retried, the restore
+drills' history and runs (``backup_integrity_restore`` and ``_restore_run``: a few
+rows a day, and the earliest run is the start of ``restore_overdue``'s clock), and
+anything in the stores (kept bad copies included).
 """
 
 from __future__ import annotations

@@ -51,10 +51,12 @@ def judge_overdue(
     as_of: datetime,
     max_age_days: float,
 ) -> OverdueVerdict:
-    """Overdue: backups in the window, no pass within ``max_age_days``, and drills recorded for that long.
+    """Overdue: backups in the window, none of which passed a drill within ``max_age_days``, and
+    drill runs recorded for that long.
 
-    Ages count in the runs' own clock (each drill's run window end), and from the first
-    drill run recorded: a new installation is not overdue on its first day.
+    ``last_passed_at`` is the latest pass of one of the window's backups. Ages count in
+    the runs' own clock (each drill run's window end), and from the first drill run
+    recorded: a new installation is not overdue on its first day.
     """
     horizon = as_of - timedelta(days=max_age_days)
     passed_recently = last_passed_at is not None and last_passed_at >= horizon

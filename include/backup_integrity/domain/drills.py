@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from include.backup_integrity.domain.records import BACKEND_ERROR
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -182,15 +180,16 @@ def choose(candidates: Iterable[Candidate], per_type: int) -> list[Candidate]:
 
 
 def copy_order(copies: Iterable[DrillCopy], backend_order: Iterable[str]) -> list[DrillCopy]:
-    """The copies to try, in the stores' order: those whose last check passed, then unchecked ones.
+    """The copies to try: only those whose last integrity check passed, in the stores' order.
 
-    A copy whose last check found it missing or damaged is never fetched (one the store
-    could not be asked about counts as unchecked); every fetched copy is still
-    compared with the catalog's SHA-256 and size.
+    The order is the ``stores`` Variable's (the operator's preferred source order, by
+    default local, r2, b2). A copy never checked, one the store could not be asked
+    about and one found missing or damaged are never fetched; every fetched copy is
+    still compared with the catalog's SHA-256 and size.
     """
     rank = {name: index for index, name in enumerate(backend_order)}
-    usable = [c for c in copies if c["last_check"] in (PASSED, None, BACKEND_ERROR)]
-    return sorted(usable, key=lambda c: (c["last_check"] != PASSED, rank.get(c["backend"], len(rank))))
+    passed = [c for c in copies if c["last_check"] == PASSED]
+    return sorted(passed, key=lambda c: rank.get(c["backend"], len(rank)))
 
 
 # ----------------------------------------------------------------------------- scratch databases

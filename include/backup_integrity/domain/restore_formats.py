@@ -2,19 +2,23 @@
 
 A restore drill is told a backup type's format (``pg_dump``, ``tar``, ``wal``); what
 exactly the bytes hold is read from them: gzip by its magic number, a pg_dump archive
-by ``PGDMP`` (custom) or a ustar header naming ``toc.dat`` (tar), anything else as
+by ``PGDMP`` (custom) or a ustar archive holding ``toc.dat`` (tar), anything else as
 plain SQL, which must end with pg_dump's completion trailer. A WAL segment must carry
-a valid long page header. Pure functions of bytes, so each rule is tested without a
-file, a server or a tool.
+a valid long page header. Pure functions of bytes (or of a seekable file of them), so
+each rule is tested without a server or a tool.
 """
 
 from __future__ import annotations
 
 import posixpath
 import struct
+import tarfile
+from typing import BinaryIO
 
 GZIP_MAGIC = b"\x1f\x8b"
 PGDMP_MAGIC = b"PGDMP"
+#: The member that makes a tar archive pg_dump's tar format: its table of contents.
+PG_DUMP_TOC = "toc.dat"
 
 #: What a ``pg_dump`` backup turned out to be.
 CUSTOM_ARCHIVE = "custom"
@@ -24,7 +28,7 @@ PLAIN_SQL = "plain"
 #: with tar, or any other tar): pg_restore cannot read it.
 FOREIGN_TAR = "foreign_tar"
 
-#: How many bytes :func:`pg_dump_archive_format` needs to decide.
+#: How many bytes :func:`pg_dump_archive_format` reads before it knows the kind of file.
 HEAD_BYTES = 512
 #: How many bytes from the end :func:`plain_dump_is_complete` reads.
 TAIL_BYTES = 64 * 1024
@@ -32,7 +36,6 @@ TAIL_BYTES = 64 * 1024
 COMPLETION_TRAILER = "-- PostgreSQL database dump complete"
 
 _USTAR_MAGIC_OFFSET = 257
-_TAR_NAME_BYTES = 100
 
 
 def is_gzip(head: bytes) -> bool:
@@ -47,18 +50,39 @@ def is_ustar(head: bytes) -> bool:
     )
 
 
-def pg_dump_archive_format(head: bytes) -> str:
-    """Which of pg_dump's single-file formats the first :data:`HEAD_BYTES` bytes begin.
+def pg_dump_archive_format(archive: BinaryIO) -> str:
+    """Which of pg_dump's single-file formats a seekable binary file holds, from its start.
 
-    pg_dump's tar format writes ``toc.dat`` as its first member; any other tar is
-    :data:`FOREIGN_TAR`. The directory format is a folder, never a single file.
+    Custom: the ``PGDMP`` magic. Tar: a ustar archive holding a member named
+    ``toc.dat`` (pg_dump writes it first; any member may be, so all headers are
+    scanned); any other tar is :data:`FOREIGN_TAR`. Otherwise plain SQL. The directory format is a folder,
+    never a single file.
     """
+    archive.seek(0)
+    head = archive.read(HEAD_BYTES)
     if head.startswith(PGDMP_MAGIC):
         return CUSTOM_ARCHIVE
     if is_ustar(head):
-        name = head[:_TAR_NAME_BYTES].split(b"\0", 1)[0]
-        return TAR_ARCHIVE if name == b"toc.dat" else FOREIGN_TAR
+        archive.seek(0)
+        return TAR_ARCHIVE if tar_holds_member(archive, PG_DUMP_TOC) else FOREIGN_TAR
     return PLAIN_SQL
+
+
+def tar_holds_member(archive: BinaryIO, name: str) -> bool:
+    """Whether a seekable tar archive has a member named ``name``.
+
+    Only the members' headers are read: ``tarfile`` seeks over each member's data, so
+    an archive of any size is scanned in constant memory. A damaged archive holds what
+    was found before the damage.
+    """
+    try:
+        with tarfile.open(fileobj=archive, mode="r:") as members:
+            for member in members:
+                if member.name == name:
+                    return True
+    except (tarfile.TarError, EOFError):
+        return False
+    return False
 
 
 def plain_dump_is_complete(tail: bytes) -> bool:

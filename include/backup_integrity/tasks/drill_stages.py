@@ -201,7 +201,12 @@ def _drill_in(
 
 
 def fetch(work: str, item: DrillItem, context: DrillContext, deadline: Deadline, progress: Progress) -> str:
-    """A copy that is the catalog's bytes (SHA-256 and size), in the work folder."""
+    """A copy that is the catalog's bytes (SHA-256 and size), in the work folder.
+
+    Only copies whose last integrity check passed are tried, in the stores' order; one
+    that cannot be fetched, differs from the catalog or grows past ``max_bytes`` while
+    fetched is set aside for the next.
+    """
     size, checksum = item["size_bytes"], (item["checksum"] or "").lower()
     if size is None or len(checksum) != 64:
         raise environment_failed(FETCH, "the catalog records no size or SHA-256 for this backup")
@@ -214,7 +219,7 @@ def fetch(work: str, item: DrillItem, context: DrillContext, deadline: Deadline,
     if not copies:
         listed = ", ".join(f"{c['backend']}: last check {c['last_check']}" for c in item["copies"]) or "none"
         raise environment_failed(
-            FETCH, f"no copy to fetch: none whose last integrity check passed ({listed})"
+            FETCH, f"no copy matching the catalog: none whose last integrity check passed ({listed})"
         )
     problems = []
     for index, copy in enumerate(copies):
@@ -228,12 +233,11 @@ def fetch(work: str, item: DrillItem, context: DrillContext, deadline: Deadline,
                 max_bytes=context.drill.max_bytes,
                 on_block=lambda: deadline.check(FETCH),
             )
-        except CopyUnusable as exc:
+        except (CopyUnusable, TooLarge) as exc:
+            # A copy grown past max_bytes is not the catalog's size (checked against it above).
             problems.append(f"{copy['backend']}: {exc}")
             _remove(destination)
             continue
-        except TooLarge as exc:
-            raise environment_failed(FETCH, str(exc)) from None
         if got.sha256 == checksum and got.size == size:
             progress.source_backend = copy["backend"]
             progress.bytes_fetched = got.size
@@ -296,15 +300,14 @@ def restore_pg_dump(
 ) -> str:
     """Restore into a fresh scratch database, run the checks, drop it whatever happened."""
     with open(dump, "rb") as handle:
-        head = handle.read(formats.HEAD_BYTES)
+        archive = formats.pg_dump_archive_format(handle)
         handle.seek(max(os.path.getsize(dump) - formats.TAIL_BYTES, 0))
         tail = handle.read()
-    archive = formats.pg_dump_archive_format(head)
     progress.details["archive_format"] = archive
     if archive == formats.FOREIGN_TAR:
         raise rejected(
             RESTORE,
-            "a tar archive that is not pg_dump's tar format (its first member is not toc.dat); "
+            f"a tar archive that is not pg_dump's tar format (no member is {formats.PG_DUMP_TOC}); "
             "a directory-format dump is not a single file and is not supported",
         )
     if archive == formats.PLAIN_SQL and not formats.plain_dump_is_complete(tail):

@@ -111,28 +111,36 @@ def reachable(target: RestoreTarget) -> bool:
     return True
 
 
-def load_restore_target() -> RestoreTarget:
+def defined_restore_target() -> RestoreTarget | None:
+    """``backup_restore_target`` when it is defined, else None (its pg_dump drills then end ``error``)."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         return RestoreTarget.from_connection(BaseHook.get_connection(RESTORE_TARGET_CONN_ID))
     except AirflowNotFoundException:
+        return None
+
+
+def load_restore_target() -> RestoreTarget:
+    target = defined_restore_target()
+    if target is None:
         raise environment_failed(
             RESTORE,
             f"Airflow connection {RESTORE_TARGET_CONN_ID!r} (the server pg_dump backups are restored "
             "into) is not defined",
-        ) from None
+        )
+    return target
 
 
 def drop_leftovers_of_the_deployment(timeout: timedelta) -> list[str]:
     """Once per drill run: the leftovers on ``backup_restore_target``, when it is defined (best effort)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        target = RestoreTarget.from_connection(BaseHook.get_connection(RESTORE_TARGET_CONN_ID))
-    except AirflowNotFoundException:
+    target = defined_restore_target()
+    if target is None:
+        log.info(
+            "Airflow connection %r is not defined: no leftover scratch databases to look for",
+            RESTORE_TARGET_CONN_ID,
+        )
         return []
     return drop_leftovers(target, timeout)
 

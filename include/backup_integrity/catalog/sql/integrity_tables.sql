@@ -175,6 +175,16 @@ CREATE INDEX IF NOT EXISTS backup_integrity_restore_backup_idx
 CREATE INDEX IF NOT EXISTS backup_integrity_restore_type_idx
     ON backup_integrity_restore (backup_type, status, window_end DESC);
 
+-- One row per configured restore drill run, whether it drilled anything or not (revision
+-- 0010_restore_runs; RESTORE_RUN_TABLE_DDL in catalog/drills.py): the earliest window_end
+-- starts the clock restore_overdue counts max_age_days in.
+CREATE TABLE IF NOT EXISTS backup_integrity_restore_run (
+    run_id text PRIMARY KEY,
+    window_end timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    statistics jsonb NULL
+);
+
 -- What each S3 store was found to offer (learned over runs, see domain/capabilities.py).
 CREATE TABLE IF NOT EXISTS backup_integrity_store_capability (
     store text PRIMARY KEY,

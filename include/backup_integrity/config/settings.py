@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -182,9 +183,12 @@ class Settings(BaseModel):
     #: Named stores (``config/store_settings.py``); None: local, r2 and b2 from the keys above.
     stores: dict[str, Any] | None = None
 
-    @property
+    @cached_property
     def store_specs(self) -> tuple[StoreSpec, ...]:
-        """The configured stores, in the operator's order of preference as sources."""
+        """The configured stores, in the operator's order of preference as sources.
+
+        Worked out once per (frozen) settings: every catalog row read asks for it.
+        """
         from include.backup_integrity.config.store_settings import configured_stores
 
         return configured_stores(self.stores, self.local_root, self.r2_bucket, self.b2_bucket)

@@ -80,18 +80,6 @@ CREATE INDEX IF NOT EXISTS backup_integrity_restore_type_idx
 
 RESTORE_RUN_TABLE = "backup_integrity_restore_run"
 
-#: One row per configured drill run, whether it drilled anything or not: the earliest
-#: ``window_end`` starts the clock ``restore_overdue`` counts in. Created by the Alembic
-#: revision ``0010_restore_runs`` (which keeps an equal copy; a test checks).
-RESTORE_RUN_TABLE_DDL = """
-CREATE TABLE IF NOT EXISTS backup_integrity_restore_run (
-    run_id text PRIMARY KEY,
-    window_end timestamptz NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT now(),
-    statistics jsonb NULL
-)
-"""
-
 
 def server_identity(conn: Any) -> tuple[str, str]:
     """(system_identifier, current_database()): what tells two databases apart, whatever the host."""

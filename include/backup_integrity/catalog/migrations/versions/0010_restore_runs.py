@@ -19,7 +19,7 @@ down_revision = "0009_console_indexes"
 branch_labels = None
 depends_on = None
 
-#: Kept equal to ``include.backup_integrity.catalog.drills.RESTORE_RUN_TABLE_DDL`` (a test checks).
+#: The shipped ``sql/integrity_tables.sql`` carries the same statement (a test checks).
 RESTORE_RUN_TABLE_DDL = """
 CREATE TABLE IF NOT EXISTS backup_integrity_restore_run (
     run_id text PRIMARY KEY,

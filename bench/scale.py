@@ -115,8 +115,12 @@ def seed(n: int, stores: Any, postgres_dsn: str) -> None:
 # ---------------------------------------------------------------- measuring
 
 
-def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
-    """One DAG run in a fresh process: its statistics, mapped instances, wall time and peak memory."""
+def dag_run(
+    env: dict[str, str], conf: dict[str, Any], service_pids: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
+    """One DAG run in a fresh process: its statistics, mapped instances, wall time, peak memory and CPU."""
+    import resource
+
     code = (
         "import json, os, sys, time, resource\n"
         "from devtools.runs import DagRunOutcome, load_dag\n"
@@ -139,6 +143,8 @@ def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
         "print('RESULT ' + json.dumps({'state': outcome.state, 'stats': outcome.statistics, 'wall': wall,"
         " 'mapped': mapped, 'peak_mib': peak, 'xcom_bytes': xcoms}))\n"
     )
+    meter = CpuMeter(service_pids or {}).start()
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.run(
         [sys.executable, "-c", code],
         env={**env, "BENCH_CONF": json.dumps(conf)},
@@ -146,9 +152,12 @@ def dag_run(env: dict[str, str], conf: dict[str, Any]) -> dict[str, Any]:
         text=True,
         check=False,
     )
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = usage.ru_utime + usage.ru_stime - reaped.ru_utime - reaped.ru_stime
+    cpu = {"dag.test": round(own, 1), **meter.stop()}
     for line in process.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            return {**json.loads(line[7:]), "cpu_seconds": cpu}
     raise RuntimeError(f"DAG run failed: {process.stderr[-3000:]}")
 
 
@@ -158,6 +167,7 @@ def scheduler_runs(
     confs: list[dict[str, Any]],
     parallelism: int,
     before: Any = None,
+    service_pids: dict[str, list[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """The DAG as it runs in production: scheduler, dag-processor and api-server, LocalExecutor.
 
@@ -166,7 +176,7 @@ def scheduler_runs(
     scheduler's own hourly run go first; then ``before()`` is called (the bench
     forgets every recorded object state there, so the next run is a first run
     ever) and one run per ``confs`` entry is triggered in turn, each timed from
-    its trigger to its end.
+    its trigger to its end, with the CPU seconds Airflow and each of ``service_pids`` used meanwhile.
     """
     from devtools.deployment import AirflowDeployment
 
@@ -189,10 +199,12 @@ def scheduler_runs(
             before()
         for conf in confs:
             clear_of_the_hour(deployment)
+            meter = CpuMeter({"airflow": deployment.pids, **(service_pids or {})}).start()
             started = time.perf_counter()
             run_id = deployment.trigger(DAG_ID, conf)
             [run] = deployment.wait_for_runs(DAG_ID, run_ids=[run_id], timeout=3600, poll=0.2)
             wall = time.perf_counter() - started
+            cpu = meter.stop()
             tasks = deployment.query(
                 "SELECT task_id, map_index, start_date, end_date FROM task_instance "
                 "WHERE run_id = %s ORDER BY start_date",
@@ -207,6 +219,7 @@ def scheduler_runs(
                     "peak_mib": None,
                     "task_seconds": task_seconds(tasks),
                     "overlapped_by": runs_beside(deployment, run_id),
+                    "cpu_seconds": cpu,
                 }
             )
             if results[-1]["overlapped_by"]:
@@ -216,6 +229,7 @@ def scheduler_runs(
                 for task_id, (count, total, longest) in results[-1]["task_seconds"].items()
             )
             log(f"  scheduler run {run_id}: {wall:.1f} s; per task (instances, sum s, max s): {per_task}")
+            log(f"    CPU s: {format_cpu(cpu)}")
     deployment.cleanup()
     return results
 
@@ -249,6 +263,57 @@ def runs_beside(deployment: Any, run_id: str) -> list[str]:
         [run_id],
     )
     return [row["run_id"] for row in rows]
+
+
+class CpuMeter:
+    """CPU seconds that named process trees used between :meth:`start` and :meth:`stop`.
+
+    A tree's figure is every live process's own time plus what it reaped from children
+    that have ended (Airflow's task processes, PostgreSQL's backends), so each CPU second
+    is counted once. On two cores a run's wall time is bounded below by its CPU over two:
+    this says whose CPU it was.
+    """
+
+    def __init__(self, roots: dict[str, list[int]]) -> None:
+        self.roots = roots
+        self.before: dict[str, float] = {}
+
+    @staticmethod
+    def _tree_seconds(pids: list[int]) -> float:
+        import psutil
+
+        total = 0.0
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    def start(self) -> CpuMeter:
+        self.before = {name: self._tree_seconds(pids) for name, pids in self.roots.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        after = {name: self._tree_seconds(pids) for name, pids in self.roots.items()}
+        return {name: round(after[name] - self.before[name], 1) for name in self.roots}
+
+
+def format_cpu(cpu: dict[str, float]) -> str:
+    shares = ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
+    return f"{shares}; total {sum(cpu.values()):.1f}"
+
+
+def postmaster_pid(postgres: Any) -> int:
+    with open(os.path.join(postgres.data_dir, "postmaster.pid")) as handle:
+        return int(handle.readline())
 
 
 def task_seconds(tasks: list[dict[str, Any]]) -> dict[str, tuple[int, float, float]]:
@@ -307,7 +372,9 @@ def old_way_heads(stores: Any, n_keys: list[str]) -> dict[str, Any]:
     }
 
 
-def rclone_check(stores: Any, backend: str, endpoint: str) -> dict[str, Any] | None:
+def rclone_check(
+    stores: Any, backend: str, endpoint: str, service_pids: dict[str, list[int]] | None = None
+) -> dict[str, Any] | None:
     if not shutil.which("rclone"):
         return None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
@@ -324,15 +391,17 @@ def rclone_check(stores: Any, backend: str, endpoint: str) -> dict[str, Any] | N
     )
     _, bucket = stores.s3(backend)
     command = ["rclone", "check", stores.local_root, f"{backend}:{bucket}", "--size-only", "--checkers", "8"]
+    meter = CpuMeter(service_pids or {}).start()
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, _, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
+    cpu = {"rclone": round(usage.ru_utime + usage.ru_stime, 1), **meter.stop()}
     process.wait()
     with tempfile.NamedTemporaryFile("r", suffix=".log") as dump:
         subprocess.run([*command, "--dump", "headers", "--log-file", dump.name], env=env, capture_output=True)
         requests = dump.read().count("HTTP REQUEST")
-    return {"wall": wall, "requests": requests, "peak_mib": usage.ru_maxrss // 1024}
+    return {"wall": wall, "requests": requests, "peak_mib": usage.ru_maxrss // 1024, "cpu_seconds": cpu}
 
 
 def hashing(mib: int) -> dict[str, float]:
@@ -490,10 +559,15 @@ def bench_one(
             "AIRFLOW_VAR_BACKUP_INTEGRITY": json.dumps({"local_root": local_root, **NO_FRESHNESS_LIMITS}),
         }
         env = {**os.environ, **settings}
-        cold = dag_run(env, {"mode": "quick"})
-        warm = dag_run(env, {"mode": "quick"})
-        for run in (cold, warm):
+        service_pids = {
+            "s3 servers": [r2.process.pid, b2.process.pid],
+            "postgres": [postmaster_pid(postgres)],
+        }
+        cold = dag_run(env, {"mode": "quick"}, service_pids)
+        warm = dag_run(env, {"mode": "quick"}, service_pids)
+        for name, run in (("cold", cold), ("warm", warm)):
             assert run["stats"]["checks_passed"] == 3 * n, run["stats"]
+            log(f"  dag.test() {name}: {run['wall']:.1f} s; CPU s: {format_cpu(run['cpu_seconds'])}")
         scheduled = scheduled_cold = None
         if parallelism:
             scheduled_cold, scheduled = scheduler_runs(
@@ -502,6 +576,7 @@ def bench_one(
                 [{"mode": "quick"}, {"mode": "quick"}],
                 parallelism,
                 before=lambda: forget_object_state(stores.catalog_dsn),
+                service_pids=service_pids,
             )
             for run in (scheduled_cold, scheduled):
                 run["stats"] = run_statistics(stores.catalog_dsn, run["run_id"])
@@ -526,7 +601,13 @@ def bench_one(
                 }
             )
             mapped_sample = dag_run(old_env, {"mode": "quick", "max_backups": sample_n})
-        rclone = {b: rclone_check(stores, b, s.endpoint_url) for b, s in (("r2", r2), ("b2", b2))}
+        rclone = {
+            b: rclone_check(stores, b, s.endpoint_url, service_pids) for b, s in (("r2", r2), ("b2", b2))
+        }
+        if all(rclone.values()):
+            for b in ("r2", "b2"):
+                cpu = format_cpu(rclone[b]["cpu_seconds"])
+                log(f"  rclone check local<->{b}: {rclone[b]['wall']:.1f} s; CPU s: {cpu}")
 
         def requests_of(stats: dict[str, Any]) -> dict[str, int]:
             return {b: sum(c.values()) for b, c in stats["requests"].items()}

@@ -248,19 +248,20 @@ def test_a_chunk_running_out_of_time_reports_what_it_did_not_ask_and_stays_in_th
         {
             **airflow_env,
             "expected_backends": {"FULL_DATABASE": ["r2"]},
-            "chunk_size": 30,
+            "chunk_size": 60,
             "max_chunks_per_backend": 2,
         },
     )
-    backups = [seed_backup(stores, size=16, on=("r2",)) for _ in range(60)]
+    backups = [seed_backup(stores, size=16, on=("r2",)) for _ in range(120)]
     r2 = through_proxies["r2"]
     set_connection(monkeypatch, "backup_r2", s3_connection(r2, connect_timeout=1, read_timeout=3))
     r2.set_mode("pass", delay=1.5)  # a slow store: every request takes a second and a half
 
     dag = load_dag()
-    # 10 s: the chunk stops asking 2.5 s before (a quarter of a short timeout) and starts no
-    # request that could not end by then (connect 1 s + read 3 s): after about 3.5 s.
-    dag.get_task("verify_chunk").execution_timeout = timedelta(seconds=10)
+    # 12 s: the chunk stops asking 3 s before (a quarter of a short timeout) and starts no
+    # request that could not end by then (connect 1 s + read 3 s): after about 5 s. That leaves
+    # room for the listing and a round of reads even on a loaded machine, and never for all 60.
+    dag.get_task("verify_chunk").execution_timeout = timedelta(seconds=12)
     outcome = DagRunOutcome(
         dag.test(logical_date=datetime.now(UTC) + timedelta(hours=1), run_conf={"mode": "full"})
     )

@@ -143,7 +143,7 @@ class Settings(BaseModel):
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_EXPECTED_BACKENDS.items()}
     )
     chunk_size: Count = 50
-    max_chunks_per_backend: Count = 8
+    max_chunks_per_backend: Count = 4
     rehash_period_days: Annotated[int, Field(ge=0)] = 7
     rehash_budget_bytes: Count | None = None
     #: The watchdog alerts when no run has finished this many hours after its scheduled time.
